@@ -1,0 +1,259 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ApprovalMode says who approves the operator's InstallPlans.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type ApprovalMode string
+
+const (
+	// ApprovalAutomatic lets pgstack approve plans that the stack's policy allows.
+	ApprovalAutomatic ApprovalMode = "Automatic"
+	// ApprovalManual leaves every plan to a person; pgstack only reports it.
+	ApprovalManual ApprovalMode = "Manual"
+)
+
+// RemovalPolicy says what happens to the operator when the last stack using it is deleted.
+// +kubebuilder:validation:Enum=Keep;DeleteIfUnused
+type RemovalPolicy string
+
+const (
+	// RemovalKeep leaves the Subscription and CSV installed.
+	RemovalKeep RemovalPolicy = "Keep"
+	// RemovalDeleteIfUnused removes the Subscription and CSV once no stack uses them.
+	RemovalDeleteIfUnused RemovalPolicy = "DeleteIfUnused"
+)
+
+// DeletionPolicy says what happens to the PostgresCluster when the stack is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionRetain orphans the PostgresCluster: the database and its volumes stay.
+	DeletionRetain DeletionPolicy = "Retain"
+	// DeletionDelete deletes the PostgresCluster, and with it PGO deletes its volumes.
+	DeletionDelete DeletionPolicy = "Delete"
+)
+
+// Weekday names a day of the week.
+// +kubebuilder:validation:Enum=Mon;Tue;Wed;Thu;Fri;Sat;Sun
+type Weekday string
+
+// MaintenanceWindow is a weekly window inside which operator upgrades may be
+// approved. The first install is never held back by it.
+type MaintenanceWindow struct {
+	// days the window opens on; empty means every day.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=7
+	Days []Weekday `json:"days,omitempty"`
+
+	// start is the time of day the window opens, as HH:MM (24-hour clock).
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	Start string `json:"start"`
+
+	// duration is how long the window stays open, as a Go duration such as "4h" or "90m"; at most 24h.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(h|m))+$') && duration(self) > duration('0s') && duration(self) <= duration('24h')",message="duration must be hours and minutes such as 4h or 1h30m, more than 0 and at most 24h"
+	Duration string `json:"duration"`
+
+	// timeZone is the IANA time zone the window is read in, such as "Europe/Berlin".
+	// +kubebuilder:default=UTC
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// OperatorSpec says how PGO is installed through OLM. Every field defaults to
+// the OperatorHub install, so a stack may leave the whole section out.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.__namespace__) || self.__namespace__ == oldSelf.__namespace__",message="operator.namespace is immutable: the Subscription cannot move once it is installed"
+type OperatorSpec struct {
+	// package is the OLM package name of PGO in the catalog.
+	// +kubebuilder:default=postgresql
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Package string `json:"package,omitempty"`
+
+	// channel is the catalog channel to follow.
+	// +kubebuilder:default=v5
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Channel string `json:"channel,omitempty"`
+
+	// source is the name of the CatalogSource that serves the package.
+	// +kubebuilder:default=operatorhubio-catalog
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Source string `json:"source,omitempty"`
+
+	// sourceNamespace is the namespace of the CatalogSource.
+	// +kubebuilder:default=olm
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	SourceNamespace string `json:"sourceNamespace,omitempty"`
+
+	// namespace is where the Subscription lives; it is shared by every stack
+	// that installs the same package there. Immutable once set.
+	// +kubebuilder:default=operators
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// approval is Automatic (pgstack approves plans its policy allows) or
+	// Manual (a person approves every plan; pgstack reports what waits).
+	// +kubebuilder:default=Automatic
+	// +optional
+	Approval ApprovalMode `json:"approval,omitempty"`
+
+	// versions is an optional semver range, such as ">=5.7.0 <5.9.0". Plans
+	// carrying a PGO version outside it are never approved.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Versions string `json:"versions,omitempty"`
+
+	// maintenanceWindow, when set, holds upgrades until the window is open.
+	// +optional
+	MaintenanceWindow *MaintenanceWindow `json:"maintenanceWindow,omitempty"`
+
+	// removal says whether the operator is removed when the last stack using it is deleted.
+	// +kubebuilder:default=Keep
+	// +optional
+	Removal RemovalPolicy `json:"removal,omitempty"`
+}
+
+// PostgresSpec is the typed surface of the PostgresCluster pgstack renders.
+type PostgresSpec struct {
+	// version is the major PostgreSQL version.
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=11
+	// +kubebuilder:validation:Maximum=18
+	// +optional
+	Version int32 `json:"version,omitempty"`
+
+	// overrides is a raw PostgresCluster spec fragment merged last, with JSON
+	// merge patch semantics (RFC 7396), so every PGO field is reachable.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Overrides *apiextensionsv1.JSON `json:"overrides,omitempty"`
+}
+
+// PostgresStackSpec is what a team asks for.
+type PostgresStackSpec struct {
+	// operator says how PGO is installed and upgraded through OLM.
+	// +kubebuilder:default={}
+	// +optional
+	Operator OperatorSpec `json:"operator,omitempty"`
+
+	// postgres describes the PostgresCluster.
+	// +kubebuilder:default={}
+	// +optional
+	Postgres PostgresSpec `json:"postgres,omitempty"`
+
+	// deletionPolicy is Retain (default: the PostgresCluster and its data stay
+	// when the stack is deleted) or Delete.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// OperatorStatus reports the OLM install pgstack follows.
+type OperatorStatus struct {
+	// subscription is the name of the Subscription in use.
+	// +optional
+	Subscription string `json:"subscription,omitempty"`
+	// installedCSV is the ClusterServiceVersion OLM has installed.
+	// +optional
+	InstalledCSV string `json:"installedCSV,omitempty"`
+	// currentCSV is the ClusterServiceVersion OLM is moving to.
+	// +optional
+	CurrentCSV string `json:"currentCSV,omitempty"`
+	// version is the PGO version installed.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// phase is the installed CSV's phase.
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// installPlan is the InstallPlan the Subscription points at.
+	// +optional
+	InstallPlan string `json:"installPlan,omitempty"`
+	// pendingVersion is a version waiting for approval, if any.
+	// +optional
+	PendingVersion string `json:"pendingVersion,omitempty"`
+}
+
+// ClusterStatus reports the PostgresCluster pgstack manages.
+type ClusterStatus struct {
+	// name of the PostgresCluster.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// readyInstances is the number of ready PostgreSQL instances.
+	// +optional
+	ReadyInstances int32 `json:"readyInstances,omitempty"`
+	// instances is the number of PostgreSQL instances asked for.
+	// +optional
+	Instances int32 `json:"instances,omitempty"`
+}
+
+// PostgresStackStatus is what pgstack observed.
+type PostgresStackStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling and Stalled (kstatus), and one per component.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// operator reports the OLM install.
+	// +optional
+	Operator OperatorStatus `json:"operator,omitempty"`
+
+	// cluster reports the PostgresCluster.
+	// +optional
+	Cluster ClusterStatus `json:"cluster,omitempty"`
+}
+
+// PostgresStack asks for a PostgreSQL cluster run by PGO, with PGO installed
+// and upgraded through OLM under the stack's policy.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pgstack,categories=all
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PostgresStack struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec PostgresStackSpec `json:"spec,omitempty"`
+	// +optional
+	Status PostgresStackStatus `json:"status,omitempty"`
+}
+
+// PostgresStackList is a list of PostgresStacks.
+// +kubebuilder:object:root=true
+type PostgresStackList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PostgresStack `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PostgresStack{}, &PostgresStackList{})
+}

@@ -1,0 +1,143 @@
+// Package testenv starts the real kube-apiserver and etcd that every envtest
+// suite runs against, with pgstack's, OLM's and PGO's CRDs installed.
+//
+// The binaries come from bin/ (built by `make test-bins` from Go modules) and
+// are found through KUBEBUILDER_ASSETS, which the Makefile exports.
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	olmcrds "github.com/operator-framework/api/crds"
+	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+)
+
+// PGOCRDsEnv overrides where PGO's CRDs are read from.
+const PGOCRDsEnv = "PGO_CRDS_DIR"
+
+// etcdMaxRequestBytes lets etcd store PGO's 1.4 MB PostgresCluster CRD (and
+// InstallPlans that carry it); etcd's default of 1.5 MiB is too tight.
+const etcdMaxRequestBytes = "8388608"
+
+// pgoPostgresClusterCRDFile is the file name PGO ships its PostgresCluster CRD under.
+const pgoPostgresClusterCRDFile = "postgres-operator.crunchydata.com_postgresclusters.yaml"
+
+// PGOSchema says which PostgresCluster schema a test environment validates against.
+type PGOSchema struct {
+	// Real is true when PGO's own CRDs were installed.
+	Real bool
+	// Dir is the directory the CRDs were read from.
+	Dir string
+}
+
+func (s PGOSchema) String() string {
+	if s.Real {
+		return fmt.Sprintf("PGO's real v5.8.9 CRDs from %s", s.Dir)
+	}
+	return fmt.Sprintf("pgstack's own PostgresCluster schema from %s (PGO's CRDs not found; set %s)", s.Dir, PGOCRDsEnv)
+}
+
+// Env is a running API server with the CRDs installed.
+type Env struct {
+	Config    *rest.Config
+	Client    client.Client
+	Scheme    *k8sruntime.Scheme
+	PGOSchema PGOSchema
+
+	env *envtest.Environment
+}
+
+// RepoRoot is the directory holding pgstack's go.mod.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// FindPGOSchema locates PGO's CRDs in $PGO_CRDS_DIR, else in
+// ../shared/pgo/v5.8.9/crds beside the repository; where neither holds them it
+// falls back to pgstack's own schema under test/crds/pgo-fallback.
+func FindPGOSchema() PGOSchema {
+	root := RepoRoot()
+	dir := os.Getenv(PGOCRDsEnv)
+	if dir == "" {
+		dir = filepath.Join(root, "..", "shared", "pgo", "v5.8.9", "crds")
+	}
+	if _, err := os.Stat(filepath.Join(dir, pgoPostgresClusterCRDFile)); err == nil {
+		return PGOSchema{Real: true, Dir: dir}
+	}
+	return PGOSchema{Real: false, Dir: filepath.Join(root, "test", "crds", "pgo-fallback")}
+}
+
+// NewScheme knows pgstack's, OLM's and Kubernetes' built-in types.
+func NewScheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(platformv1alpha1.AddToScheme(s))
+	utilruntime.Must(operatorsv1alpha1.AddToScheme(s))
+	utilruntime.Must(operatorsv1.AddToScheme(s))
+	return s
+}
+
+// OLMCRDs are OLM v0's CRDs as operator-framework/api ships them.
+func OLMCRDs() []*apiextensionsv1.CustomResourceDefinition {
+	return []*apiextensionsv1.CustomResourceDefinition{
+		olmcrds.CatalogSource(), olmcrds.ClusterServiceVersion(), olmcrds.InstallPlan(),
+		olmcrds.OperatorGroup(), olmcrds.Operator(), olmcrds.Subscription(),
+		olmcrds.OperatorCondition(), olmcrds.OLMConfig(),
+	}
+}
+
+// Start runs etcd and kube-apiserver and installs every CRD; Stop ends them.
+func Start() (*Env, error) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the suites with `make test`, which builds kube-apiserver and etcd into bin/")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		return nil, fmt.Errorf("no kube-apiserver in KUBEBUILDER_ASSETS=%s: run `make test-bins`: %w", assets, err)
+	}
+	schema := FindPGOSchema()
+	scheme := NewScheme()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		Scheme:                scheme,
+		CRDs:                  OLMCRDs(),
+		CRDDirectoryPaths: []string{
+			filepath.Join(RepoRoot(), "config", "crd", "bases"),
+			schema.Dir,
+		},
+		ErrorIfCRDPathMissing: true,
+	}
+	env.ControlPlane.Etcd = &envtest.Etcd{}
+	env.ControlPlane.Etcd.Configure().Set("max-request-bytes", etcdMaxRequestBytes)
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start envtest (kube-apiserver and etcd from %s): %w", assets, err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	return &Env{Config: cfg, Client: c, Scheme: scheme, PGOSchema: schema, env: env}, nil
+}
+
+// Stop ends the API server and etcd and removes their data.
+func (e *Env) Stop() error {
+	return e.env.Stop()
+}
