@@ -75,7 +75,7 @@ verify: manifests generate fmt vet tidy ## Regenerate, format, vet and tidy; fai
 	fi
 
 .PHONY: test
-test: manifests generate test-bins ## Run every suite against a real kube-apiserver and etcd.
+test: manifests generate test-bins cluster-bins ## Run every suite against a real kube-apiserver and etcd (and the full local cluster).
 	@if [ -f "$(PGO_CRDS_DIR)/postgres-operator.crunchydata.com_postgresclusters.yaml" ]; then \
 		echo ">> PostgresCluster schema: PGO's real CRDs from $(PGO_CRDS_DIR)"; \
 	else \
@@ -150,4 +150,77 @@ $(ETCD):
 	@mkdir -p $(KUBE_ASSETS)
 	@echo ">> building etcd $(ETCD_VERSION) from go.etcd.io/etcd/server/v3 (about a minute cold)"
 	cd hack/etcd && go build -o $@.tmp go.etcd.io/etcd/server/v3
+	mv $@.tmp $@
+
+##@ Local cluster (test/cluster): kube-controller-manager, kube-scheduler, OLM, opm, kwok
+
+# Versions come from the wrapper modules under hack/, so bumping one there
+# changes the output path below and rebuilds; an unchanged version never does.
+OLM_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-lifecycle-manager \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
+REGISTRY_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-registry \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
+KWOK_VERSION := $(shell sed -n 's|.*sigs.k8s.io/kwok \(v[0-9.]*\).*|\1|p' hack/kwok/go.mod | head -1)
+
+KUBE_CONTROLLER_MANAGER ?= $(KUBE_ASSETS)/kube-controller-manager
+KUBE_SCHEDULER ?= $(KUBE_ASSETS)/kube-scheduler
+OLM_ASSETS ?= $(LOCALBIN)/olm/$(OLM_VERSION)-registry$(REGISTRY_VERSION)
+OLM_OLM ?= $(OLM_ASSETS)/olm
+OLM_CATALOG ?= $(OLM_ASSETS)/catalog
+OPM ?= $(OLM_ASSETS)/opm
+KWOK_ASSETS ?= $(LOCALBIN)/kwok/$(KWOK_VERSION)
+KWOK ?= $(KWOK_ASSETS)/kwok
+KWOK_STAGES ?= $(KWOK_ASSETS)/stages.yaml
+
+# test/cluster finds OLM, opm and kwok here (kube-* and etcd via KUBEBUILDER_ASSETS).
+export PGSTACK_OLM_ASSETS := $(OLM_ASSETS)
+export PGSTACK_KWOK_ASSETS := $(KWOK_ASSETS)
+
+.PHONY: cluster-bins
+cluster-bins: test-bins $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) ## Build the full local cluster's binaries (only when missing).
+
+$(KUBE_CONTROLLER_MANAGER):
+	@mkdir -p $(KUBE_ASSETS)
+	@echo ">> building kube-controller-manager $(KUBE_VERSION) from k8s.io/kubernetes (about 8 minutes cold on 2 cores, cached after)"
+	cd hack/kube && go build -o $@.tmp -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-controller-manager
+	mv $@.tmp $@
+
+$(KUBE_SCHEDULER):
+	@mkdir -p $(KUBE_ASSETS)
+	@echo ">> building kube-scheduler $(KUBE_VERSION) from k8s.io/kubernetes (a few minutes cold, cached after)"
+	cd hack/kube && go build -o $@.tmp -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-scheduler
+	mv $@.tmp $@
+
+$(OLM_OLM):
+	@mkdir -p $(OLM_ASSETS)
+	@echo ">> building OLM's olm operator $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
+	cd hack/olm && go build -o $@.tmp github.com/operator-framework/operator-lifecycle-manager/cmd/olm
+	mv $@.tmp $@
+
+$(OLM_CATALOG):
+	@mkdir -p $(OLM_ASSETS)
+	@echo ">> building OLM's catalog operator $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
+	cd hack/olm && go build -o $@.tmp github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
+	mv $@.tmp $@
+
+$(OPM):
+	@mkdir -p $(OLM_ASSETS)
+	@echo ">> building opm $(REGISTRY_VERSION) from github.com/operator-framework/operator-registry"
+	cd hack/olm && go build -tags json1,containers_image_openpgp -o $@.tmp github.com/operator-framework/operator-registry/cmd/opm
+	mv $@.tmp $@
+
+$(KWOK):
+	@mkdir -p $(KWOK_ASSETS)
+	@echo ">> building kwok $(KWOK_VERSION) from sigs.k8s.io/kwok"
+	cd hack/kwok && go build -o $@.tmp sigs.k8s.io/kwok/cmd/kwok
+	mv $@.tmp $@
+
+# kwok runs only with stages configured: take kwok's own fast node and pod
+# stages and its lease heartbeat (so nodes stay Ready) from the same module.
+$(KWOK_STAGES):
+	@mkdir -p $(KWOK_ASSETS)
+	@echo ">> collecting kwok $(KWOK_VERSION)'s fast node/pod stages"
+	dir=$$(cd hack/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && \
+	for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do \
+		echo "---"; cat "$$dir/kustomize/stage/$$f"; \
+	done > $@.tmp
 	mv $@.tmp $@
