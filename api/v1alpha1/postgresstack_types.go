@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -116,8 +115,11 @@ type OperatorSpec struct {
 	Approval ApprovalMode `json:"approval,omitempty"`
 
 	// versions is an optional semver range, such as ">=5.7.0 <5.9.0". Plans
-	// carrying a PGO version outside it are never approved.
+	// carrying a PGO version outside it are never approved. Comparators
+	// (=, !=, <, <=, >, >=, ~, ^) join with spaces or commas (and), "||" (or)
+	// or " - " (a hyphen range); versions may use x or * wildcards.
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[ ]*(!=|>=|<=|>|<|=|[~^])?[ ]*v?([0-9]+|[xX*])([.]([0-9]+|[xX*])){0,2}(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?(([ ]*,[ ]*|[ ]*[|][|][ ]*|[ ]+-[ ]+|[ ]+)(!=|>=|<=|>|<|=|[~^])?[ ]*v?([0-9]+|[xX*])([.]([0-9]+|[xX*])){0,2}(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?)*[ ]*$')",message="operator.versions must be a semver range such as '>=5.7.0 <5.9.0', '~5.8' or '5.7.x || 5.8.x'"
 	// +optional
 	Versions string `json:"versions,omitempty"`
 
@@ -131,23 +133,6 @@ type OperatorSpec struct {
 	Removal RemovalPolicy `json:"removal,omitempty"`
 }
 
-// PostgresSpec is the typed surface of the PostgresCluster pgstack renders.
-type PostgresSpec struct {
-	// version is the major PostgreSQL version.
-	// +kubebuilder:default=16
-	// +kubebuilder:validation:Minimum=11
-	// +kubebuilder:validation:Maximum=18
-	// +optional
-	Version int32 `json:"version,omitempty"`
-
-	// overrides is a raw PostgresCluster spec fragment merged last, with JSON
-	// merge patch semantics (RFC 7396), so every PGO field is reachable.
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Type=object
-	// +optional
-	Overrides *apiextensionsv1.JSON `json:"overrides,omitempty"`
-}
-
 // PostgresStackSpec is what a team asks for.
 type PostgresStackSpec struct {
 	// operator says how PGO is installed and upgraded through OLM.
@@ -155,7 +140,8 @@ type PostgresStackSpec struct {
 	// +optional
 	Operator OperatorSpec `json:"operator,omitempty"`
 
-	// postgres describes the PostgresCluster.
+	// postgres describes the PostgresCluster pgstack renders: PGO's nine
+	// features as typed fields, and overrides for everything else.
 	// +kubebuilder:default={}
 	// +optional
 	Postgres PostgresSpec `json:"postgres,omitempty"`
@@ -234,6 +220,7 @@ type PostgresStackStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
+// +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.spec.postgres.version`
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PostgresStack struct {
