@@ -1,0 +1,50 @@
+package v1alpha1
+
+// Condition types of a PostgresStack. Ready, Reconciling and Stalled follow
+// kstatus, so `kubectl wait --for=condition=Ready`, Flux and Argo CD read them;
+// the others say which component holds the stack back.
+const (
+	// ConditionReady is True when PGO is installed and the PostgresCluster is ready.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while pgstack is making progress toward Ready.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when progress needs a person: a bad or conflicting
+	// spec, a plan only a person may approve, OLM missing, a failed install.
+	ConditionStalled = "Stalled"
+	// ConditionOperatorInstalled is True when PGO's ClusterServiceVersion is Succeeded.
+	ConditionOperatorInstalled = "OperatorInstalled"
+	// ConditionUpgradeApproved is False when an install plan waits (for a person,
+	// a maintenance window) or is refused by the stack's policy.
+	ConditionUpgradeApproved = "UpgradeApproved"
+	// ConditionClusterReady is True when PGO reports the PostgresCluster ready.
+	ConditionClusterReady = "ClusterReady"
+)
+
+// Condition reasons. Each says, in one word, why a condition has its status.
+const (
+	ReasonReady       = "Ready"
+	ReasonProgressing = "Progressing"
+	ReasonDeleting    = "Deleting"
+
+	// OperatorInstalled
+	ReasonSucceeded             = "Succeeded"
+	ReasonOLMNotInstalled       = "OLMNotInstalled"
+	ReasonSubscriptionConflict  = "SubscriptionConflict"
+	ReasonOperatorGroupConflict = "OperatorGroupConflict"
+	ReasonInvalidPolicy         = "InvalidPolicy"
+	ReasonResolutionFailed      = "ResolutionFailed"
+	ReasonCatalogUnhealthy      = "CatalogSourceUnhealthy"
+	ReasonAwaitingInstallPlan   = "AwaitingInstallPlan"
+	ReasonInstallPlanFailed     = "InstallPlanFailed"
+	ReasonInstalling            = "Installing"
+	ReasonCSVFailed             = "CSVFailed"
+
+	// UpgradeApproved (the policy package's reasons are used when a plan waits or is refused)
+	ReasonNoPlanPending = "NoPlanPending"
+
+	// ClusterReady (the pgo package's readiness reasons are used once PGO reports)
+	ReasonWaitingForOperator = "WaitingForOperator"
+	ReasonPGOAPIMissing      = "PGOAPIMissing"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonApplyFailed        = "ApplyFailed"
+)

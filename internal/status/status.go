@@ -1,0 +1,226 @@
+// Package status computes a PostgresStack's status from what one reconcile
+// observed, and nothing else: per-component conditions first, then the kstatus
+// summary (Ready, Reconciling, Stalled) with observedGeneration.
+package status
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/policy"
+)
+
+// Problem is something a person must fix; it stalls the stack.
+type Problem struct {
+	Reason  string
+	Message string
+}
+
+// Operator is what was observed of the OLM install.
+type Operator struct {
+	// Problem stops the install until a person acts (OLM missing, a conflict,
+	// two OperatorGroups, an invalid policy).
+	Problem *Problem
+	// Subscription is the Subscription's name, once it exists.
+	Subscription string
+	// ResolutionFailed and CatalogUnhealthy carry the Subscription's conditions' messages.
+	ResolutionFailed string
+	CatalogUnhealthy string
+	InstalledCSV     string
+	CurrentCSV       string
+	// CSVPhase, CSVReason and CSVMessage describe the installed CSV.
+	CSVPhase   string
+	CSVReason  string
+	CSVMessage string
+	// Plan and PlanPhase describe the InstallPlan the Subscription points at.
+	Plan      string
+	PlanPhase string
+	// Decision is the policy's verdict on that plan, when it waits for approval.
+	Decision *policy.Decision
+}
+
+// Installed reports whether PGO's CSV is Succeeded.
+func (o Operator) Installed() bool {
+	return o.Problem == nil && o.CSVPhase == "Succeeded"
+}
+
+// Cluster is what was observed of the PostgresCluster.
+type Cluster struct {
+	Name string
+	// Problem is a stack that cannot be rendered.
+	Problem *Problem
+	// APIMissing: PGO's PostgresCluster CRD is not served (yet).
+	APIMissing bool
+	// ApplyError is a transient failure to apply the PostgresCluster.
+	ApplyError string
+	// Exists is true when the PostgresCluster was read; Readiness is then PGO's view.
+	Exists    bool
+	Readiness pgo.Readiness
+}
+
+// Observations are what one reconcile learned.
+type Observations struct {
+	Generation int64
+	Deleting   bool
+	Operator   Operator
+	Cluster    Cluster
+}
+
+// Compute returns the stack's status for these observations. Conditions keep
+// their lastTransitionTime from previous when their status does not change.
+func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now metav1.Time) platformv1alpha1.PostgresStackStatus {
+	s := platformv1alpha1.PostgresStackStatus{
+		ObservedGeneration: o.Generation,
+		Conditions:         append([]metav1.Condition(nil), previous.Conditions...),
+		Operator: platformv1alpha1.OperatorStatus{
+			Subscription: o.Operator.Subscription,
+			InstalledCSV: o.Operator.InstalledCSV,
+			CurrentCSV:   o.Operator.CurrentCSV,
+			Phase:        o.Operator.CSVPhase,
+			InstallPlan:  o.Operator.Plan,
+		},
+		Cluster: platformv1alpha1.ClusterStatus{Name: o.Cluster.Name},
+	}
+	if v, err := policy.CSVVersion(o.Operator.InstalledCSV); err == nil {
+		s.Operator.Version = v
+	}
+	if d := o.Operator.Decision; d != nil && (d.Verdict == policy.Wait || d.Verdict == policy.Refuse) {
+		s.Operator.PendingVersion = d.Version
+	}
+	if o.Cluster.Exists {
+		s.Cluster.ReadyInstances = o.Cluster.Readiness.ReadyInstances
+		s.Cluster.Instances = o.Cluster.Readiness.Instances
+	}
+
+	operator, operatorStalled := operatorCondition(o.Operator)
+	// An upgrade that waits or is refused never stalls a running stack: the
+	// policy is doing its job, and UpgradeApproved says so.
+	upgrade := upgradeCondition(o.Operator)
+	cluster, clusterStalled := clusterCondition(o.Cluster, operator)
+	components := []metav1.Condition{operator, upgrade, cluster}
+
+	ready := metav1.Condition{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: platformv1alpha1.ReasonReady,
+		Message: fmt.Sprintf("PGO %s is installed and the PostgresCluster is ready: %s", s.Operator.Version, cluster.Message)}
+	stalled := metav1.Condition{Type: platformv1alpha1.ConditionStalled, Status: metav1.ConditionFalse, Reason: platformv1alpha1.ReasonReady}
+	reconciling := metav1.Condition{Type: platformv1alpha1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: platformv1alpha1.ReasonReady}
+
+	// The first component that is not True explains why the stack is not Ready.
+	for i, c := range []metav1.Condition{operator, cluster} {
+		if c.Status == metav1.ConditionTrue {
+			continue
+		}
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
+		if []bool{operatorStalled, clusterStalled}[i] {
+			stalled.Status, stalled.Reason, stalled.Message = metav1.ConditionTrue, c.Reason, c.Message
+		}
+		break
+	}
+	if o.Deleting {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "the stack is being deleted"
+	}
+	if ready.Status != metav1.ConditionTrue && stalled.Status != metav1.ConditionTrue {
+		reconciling.Status, reconciling.Reason, reconciling.Message = metav1.ConditionTrue, platformv1alpha1.ReasonProgressing, ready.Message
+		if o.Deleting {
+			reconciling.Reason = platformv1alpha1.ReasonDeleting
+		}
+	}
+	if stalled.Status == metav1.ConditionFalse {
+		stalled.Message = "nothing needs a person"
+	}
+	if reconciling.Status == metav1.ConditionFalse {
+		reconciling.Message = "no work in progress"
+		if stalled.Status == metav1.ConditionTrue {
+			reconciling.Reason, reconciling.Message = stalled.Reason, "waiting for a person: "+stalled.Message
+		}
+	}
+
+	for _, c := range append([]metav1.Condition{ready, reconciling, stalled}, components...) {
+		c.ObservedGeneration = o.Generation
+		c.LastTransitionTime = now
+		meta.SetStatusCondition(&s.Conditions, c)
+	}
+	return s
+}
+
+func operatorCondition(o Operator) (metav1.Condition, bool) {
+	c := metav1.Condition{Type: platformv1alpha1.ConditionOperatorInstalled, Status: metav1.ConditionFalse}
+	set := func(reason, message string) { c.Reason, c.Message = reason, message }
+	stalled := false
+	switch {
+	case o.Problem != nil:
+		set(o.Problem.Reason, o.Problem.Message)
+		stalled = true
+	case o.CSVPhase == "Succeeded":
+		c.Status = metav1.ConditionTrue
+		set(platformv1alpha1.ReasonSucceeded, fmt.Sprintf("%s is installed (phase Succeeded)", o.InstalledCSV))
+	case o.CSVPhase == "Failed":
+		set(platformv1alpha1.ReasonCSVFailed, fmt.Sprintf("%s failed: %s: %s (OLM retries; this clears when it recovers)", o.InstalledCSV, o.CSVReason, o.CSVMessage))
+		stalled = true
+	case o.InstalledCSV != "":
+		set(platformv1alpha1.ReasonInstalling, fmt.Sprintf("%s is in phase %s: %s", o.InstalledCSV, orUnknown(o.CSVPhase), o.CSVMessage))
+	case o.ResolutionFailed != "":
+		set(platformv1alpha1.ReasonResolutionFailed, "OLM cannot resolve the Subscription: "+o.ResolutionFailed)
+		stalled = true
+	case o.Decision != nil && (o.Decision.Verdict == policy.Wait || o.Decision.Verdict == policy.Refuse):
+		set(o.Decision.Reason, o.Decision.Message)
+		stalled = true
+	case o.PlanPhase == "Failed":
+		set(platformv1alpha1.ReasonInstallPlanFailed, fmt.Sprintf("install plan %s failed", o.Plan))
+		stalled = true
+	case o.CatalogUnhealthy != "":
+		set(platformv1alpha1.ReasonCatalogUnhealthy, "the catalog is unhealthy: "+o.CatalogUnhealthy)
+	case o.Plan != "":
+		set(platformv1alpha1.ReasonInstalling, fmt.Sprintf("install plan %s is %s", o.Plan, orUnknown(o.PlanPhase)))
+	default:
+		set(platformv1alpha1.ReasonAwaitingInstallPlan, fmt.Sprintf("waiting for OLM to resolve Subscription %s", o.Subscription))
+	}
+	return c, stalled
+}
+
+func upgradeCondition(o Operator) metav1.Condition {
+	c := metav1.Condition{Type: platformv1alpha1.ConditionUpgradeApproved, Status: metav1.ConditionTrue,
+		Reason: platformv1alpha1.ReasonNoPlanPending, Message: "no install plan waits for approval"}
+	d := o.Decision
+	switch {
+	case d == nil || d.Verdict == policy.NotApplicable:
+	case d.Verdict == policy.Approve:
+		c.Reason, c.Message = policy.ReasonAllowed, d.Message
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, d.Reason, d.Message
+	}
+	return c
+}
+
+func clusterCondition(o Cluster, operator metav1.Condition) (metav1.Condition, bool) {
+	c := metav1.Condition{Type: platformv1alpha1.ConditionClusterReady, Status: metav1.ConditionFalse}
+	switch {
+	case o.Problem != nil:
+		c.Reason, c.Message = o.Problem.Reason, o.Problem.Message
+		return c, true
+	case o.ApplyError != "":
+		c.Reason, c.Message = platformv1alpha1.ReasonApplyFailed, "applying the PostgresCluster failed: "+o.ApplyError
+	case o.Exists:
+		c.Reason, c.Message = o.Readiness.Reason, o.Readiness.Message
+		if o.Readiness.Ready {
+			c.Status = metav1.ConditionTrue
+		}
+	case operator.Status != metav1.ConditionTrue:
+		c.Reason, c.Message = platformv1alpha1.ReasonWaitingForOperator, "waiting for PGO to be installed"
+	case o.APIMissing:
+		c.Reason, c.Message = platformv1alpha1.ReasonPGOAPIMissing, "PGO is installed but its PostgresCluster API is not served yet"
+	default:
+		c.Reason, c.Message = pgo.ReasonNotObserved, fmt.Sprintf("PostgresCluster %s is being created", o.Name)
+	}
+	return c, false
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "not reported yet"
+	}
+	return s
+}
