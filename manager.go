@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 
+	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -22,6 +25,9 @@ import (
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(operatorsv1alpha1.AddToScheme(s))
+	utilruntime.Must(operatorsv1.AddToScheme(s))
 	utilruntime.Must(platformv1alpha1.AddToScheme(s))
 	return s
 }
@@ -57,6 +63,7 @@ func runManager(args []string) error {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 newScheme(),
+		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
@@ -66,7 +73,9 @@ func runManager(args []string) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	if err := (&controllers.PostgresStackReconciler{
-		Client: mgr.GetClient(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("pgstack"),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}

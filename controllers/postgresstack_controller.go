@@ -1,38 +1,159 @@
-// Package controllers holds the PostgresStack reconciler.
+// Package controllers holds the PostgresStack reconciler. Each phase has its
+// own file: _operator (OLM install and approval), _cluster (the
+// PostgresCluster), _delete (finalizer and data safety), _status (the one
+// status write), watches (what wakes a stack up).
 package controllers
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/status"
+)
+
+const (
+	// FieldOwner is the one field manager pgstack writes with.
+	FieldOwner = "pgstack"
+	// Finalizer holds a stack until its PostgresCluster is retained or deleted as it asks.
+	Finalizer = "platform.pgstack.dev/finalizer"
+	// ManagedLabel marks objects pgstack manages (the shared Subscription, the PostgresCluster).
+	ManagedLabel = "app.kubernetes.io/managed-by"
+	// ManagedValue is ManagedLabel's value.
+	ManagedValue = "pgstack"
 )
 
 // PostgresStackReconciler installs PGO through OLM for each PostgresStack and
 // stamps out its PostgresCluster.
 type PostgresStackReconciler struct {
 	client.Client
+	// APIReader reads past the cache, for the few reads that must be fresh.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	// Now is the clock maintenance windows are judged by; time.Now when nil.
+	Now func() time.Time
+
+	controller controller.Controller
+	cache      watchCache
+	// watched records the kinds whose watches have started; OLM's and PGO's
+	// APIs may appear after the manager starts.
+	watchedMu sync.Mutex
+	watched   map[string]bool
+}
+
+// scope carries what one reconcile learned, so phases do not read twice.
+type scope struct {
+	stack *platformv1alpha1.PostgresStack
+	obs   status.Observations
+	// requeueAfter asks for a later look (a maintenance window opening).
+	requeueAfter time.Duration
+}
+
+func (s *scope) requeueAt(at time.Time, now time.Time) {
+	d := at.Sub(now)
+	if d <= 0 {
+		d = time.Second
+	}
+	if s.requeueAfter == 0 || d < s.requeueAfter {
+		s.requeueAfter = d
+	}
 }
 
 // +kubebuilder:rbac:groups=platform.pgstack.dev,resources=postgresstacks,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=platform.pgstack.dev,resources=postgresstacks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=platform.pgstack.dev,resources=postgresstacks/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Reconcile brings one PostgresStack closer to what it asks for.
-func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := logf.FromContext(ctx)
 	stack := &platformv1alpha1.PostgresStack{}
 	if err := r.Get(ctx, req.NamespacedName, stack); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			forgetStack(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.ensureWatches(ctx)
+
+	sc := &scope{stack: stack, obs: status.Observations{Generation: stack.Generation, Deleting: !stack.DeletionTimestamp.IsZero()}}
+	sc.obs.Cluster.Name = stack.Name
+
+	// Every return path reports: status is computed from what was observed and
+	// written once, only when it changed.
+	defer func() {
+		if !controllerutil.ContainsFinalizer(stack, Finalizer) && sc.obs.Deleting {
+			return // released: the stack is gone or going, nothing to report on
+		}
+		if err := r.patchStatus(ctx, sc); err != nil {
+			log.Error(err, "patch status")
+			if retErr == nil {
+				retErr = err
+			}
+		}
+		if retErr == nil && sc.requeueAfter > 0 {
+			result.RequeueAfter = sc.requeueAfter
+		}
+	}()
+
+	if sc.obs.Deleting {
+		return ctrl.Result{}, r.reconcileDelete(ctx, sc)
+	}
+	if !controllerutil.ContainsFinalizer(stack, Finalizer) {
+		patch := client.MergeFrom(stack.DeepCopy())
+		controllerutil.AddFinalizer(stack, Finalizer)
+		if err := r.Patch(ctx, stack, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+	if err := r.reconcileOperator(ctx, sc); err != nil {
+		reconcileErrors.WithLabelValues("operator").Inc()
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileCluster(ctx, sc); err != nil {
+		reconcileErrors.WithLabelValues("cluster").Inc()
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
 }
 
-// SetupWithManager registers the reconciler and its watches.
-func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&platformv1alpha1.PostgresStack{}).
-		Named("postgresstack").
-		Complete(r)
+func (r *PostgresStackReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
+
+// patchStatus writes the computed status when it differs from the stored one,
+// and records the transitions a person wants to see in `kubectl describe`.
+func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) error {
+	stack := sc.stack
+	next := status.Compute(stack.Status, sc.obs, metav1.NewTime(r.now()))
+	recordStackState(stack, next)
+	if equality.Semantic.DeepEqual(stack.Status, next) {
+		return nil
+	}
+	r.recordTransitions(stack, stack.Status, next)
+	patch := client.MergeFrom(stack.DeepCopy())
+	stack.Status = next
+	if err := r.Status().Patch(ctx, stack, patch); err != nil {
+		return fmt.Errorf("patch status of %s/%s: %w", stack.Namespace, stack.Name, err)
+	}
+	return nil
+}
+
+// terminal marks an error that retrying cannot fix.
+func terminal(err error) error { return reconcile.TerminalError(err) }

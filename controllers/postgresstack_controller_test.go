@@ -1,0 +1,383 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/controllers"
+	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/policy"
+)
+
+const (
+	pkg      = "postgresql"
+	csv5_8_8 = "postgresoperator.v5.8.8"
+	csv5_8_9 = "postgresoperator.v5.8.9"
+)
+
+func TestFirstInstallAutomaticToReady(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+
+	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionFalse, platformv1alpha1.ReasonAwaitingInstallPlan)
+	sub := o.subscription(pkg)
+	if sub.Spec.InstallPlanApproval != operatorsv1alpha1.ApprovalManual || sub.Spec.Channel != "v5" || sub.Spec.CatalogSource != "operatorhubio-catalog" {
+		t.Errorf("Subscription spec = %+v; want Manual approval on OperatorHub's v5 channel", sub.Spec)
+	}
+	groups := &operatorsv1.OperatorGroupList{}
+	must(t, k8s.List(context.Background(), groups, client.InNamespace(o.ns)))
+	if len(groups.Items) != 1 || len(groups.Items[0].Spec.TargetNamespaces) != 0 {
+		t.Errorf("want one AllNamespaces OperatorGroup in %s, got %+v", o.ns, groups.Items)
+	}
+
+	plan := o.resolve(sub, csv5_8_9)
+	o.waitApproved(plan)
+	waitEvent(t, stack, "InstallPlanApproved")
+	o.install(sub, plan, csv5_8_9, operatorsv1alpha1.CSVPhaseSucceeded)
+
+	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionTrue, platformv1alpha1.ReasonSucceeded)
+	pc := getPostgresCluster(t, ns, "hippo")
+	if pc.GetLabels()[controllers.ManagedLabel] != controllers.ManagedValue {
+		t.Errorf("PostgresCluster labels = %v, want managed by pgstack", pc.GetLabels())
+	}
+	if len(pc.GetOwnerReferences()) != 0 {
+		t.Errorf("under Retain the PostgresCluster must have no owner reference, got %v", pc.GetOwnerReferences())
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionFalse, "")
+	if k := kstatusOf(t, stack); k != kstatus.InProgressStatus {
+		t.Errorf("kstatus while PGO works = %s, want InProgress", k)
+	}
+
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+	waitCondition(t, stack, platformv1alpha1.ConditionReconciling, metav1.ConditionFalse, "")
+	if k := kstatusOf(t, stack); k != kstatus.CurrentStatus {
+		t.Errorf("kstatus of a Ready stack = %s, want Current", k)
+	}
+	got := getStack(t, stack)
+	if got.Status.Operator.Version != "5.8.9" || got.Status.Cluster.Name != "hippo" || got.Status.Cluster.ReadyInstances != 1 {
+		t.Errorf("status = %+v", got.Status)
+	}
+	waitEvent(t, stack, "PostgresClusterCreated")
+}
+
+func TestManualApprovalWaitsForAPerson(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Operator.Approval = platformv1alpha1.ApprovalManual
+	}))
+	sub := o.subscription(pkg)
+	plan := o.resolve(sub, csv5_8_9)
+
+	c := waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, policy.ReasonManualApprovalRequired)
+	if !containsAll(c.Message, plan.Name, "5.8.9") {
+		t.Errorf("Stalled message %q should name the plan and the version", c.Message)
+	}
+	waitEvent(t, stack, policy.ReasonManualApprovalRequired)
+	if got := getStack(t, stack); got.Status.Operator.PendingVersion != "5.8.9" {
+		t.Errorf("pendingVersion = %q, want 5.8.9", got.Status.Operator.PendingVersion)
+	}
+	if k := kstatusOf(t, stack); k != kstatus.FailedStatus {
+		t.Errorf("kstatus while a person must approve = %s, want Failed (Stalled)", k)
+	}
+	assertNotApproved(t, plan)
+
+	// A person approves, as the user document says.
+	got := &operatorsv1alpha1.InstallPlan{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(plan), got))
+	got.Spec.Approved = true
+	must(t, k8s.Update(context.Background(), got))
+	o.install(sub, plan, csv5_8_9, operatorsv1alpha1.CSVPhaseSucceeded)
+	getPostgresCluster(t, ns, "hippo")
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+}
+
+func TestVersionRangeExcludingTheCatalogHeadApprovesNothing(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Operator.Versions = ">=5.7.0 <5.8.9"
+	}))
+	plan := o.resolve(o.subscription(pkg), csv5_8_9)
+	c := waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionFalse, policy.ReasonOutsideVersionRange)
+	if !containsAll(c.Message, "5.8.9", ">=5.7.0 <5.8.9") {
+		t.Errorf("message %q should say which version and which range", c.Message)
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, policy.ReasonOutsideVersionRange)
+	assertNotApproved(t, plan)
+}
+
+func TestUpgradeInsideRangeApprovedOutsideWindowHeld(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	// A window on Saturdays 02:00-06:00 UTC.
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Operator.Versions = ">=5.8.0 <5.9.0"
+		s.Spec.Operator.MaintenanceWindow = &platformv1alpha1.MaintenanceWindow{Days: []platformv1alpha1.Weekday{"Sat"}, Start: "02:00", Duration: "4h", TimeZone: "UTC"}
+	}))
+	sub := o.installFirst(pkg, csv5_8_8) // the first install ignores the window
+	getPostgresCluster(t, ns, "hippo")
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+
+	// Friday noon: the upgrade waits, and the stack stays Ready.
+	friday := time.Date(2026, time.November, 27, 12, 0, 0, 0, time.UTC)
+	clock.Store(&friday)
+	t.Cleanup(func() { now := time.Now(); clock.Store(&now) })
+	plan := o.resolve(sub, csv5_8_9)
+	c := waitCondition(t, stack, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, policy.ReasonOutsideMaintenanceWindow)
+	if !containsAll(c.Message, "5.8.9", "2026-11-28T02:00:00Z") {
+		t.Errorf("message %q should name the version and when the window opens", c.Message)
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	assertNotApproved(t, plan)
+
+	// Saturday 03:00: inside the window; the next look approves it.
+	saturday := time.Date(2026, time.November, 28, 3, 0, 0, 0, time.UTC)
+	clock.Store(&saturday)
+	touch(t, stack)
+	o.waitApproved(plan)
+	o.install(sub, plan, csv5_8_9, operatorsv1alpha1.CSVPhaseSucceeded)
+	waitCondition(t, stack, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionTrue, "")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9 is installed")
+}
+
+func TestUpgradeOutsideRangeNotApproved(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Versions = "<5.8.9" }))
+	sub := o.installFirst(pkg, csv5_8_8)
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	plan := o.resolve(sub, csv5_8_9)
+	waitCondition(t, stack, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, policy.ReasonOutsideVersionRange)
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	assertNotApproved(t, plan)
+}
+
+func TestSharedPlanCarryingANeighboursManualCSVIsNotApproved(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	// A neighbour's operator in the same namespace, approved by hand.
+	neighbour := &operatorsv1alpha1.Subscription{
+		ObjectMeta: metav1.ObjectMeta{Name: "redis", Namespace: o.ns},
+		Spec: &operatorsv1alpha1.SubscriptionSpec{Package: "redis-operator", Channel: "stable", CatalogSource: "operatorhubio-catalog",
+			CatalogSourceNamespace: "olm", InstallPlanApproval: operatorsv1alpha1.ApprovalManual},
+	}
+	must(t, k8s.Create(context.Background(), neighbour))
+	o.setSubscriptionStatus("redis", func(s *operatorsv1alpha1.SubscriptionStatus) { s.CurrentCSV = "redis-operator.v0.18.0" })
+
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	plan := o.resolve(o.subscription(pkg), csv5_8_9, "redis-operator.v0.18.0")
+	c := waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionFalse, policy.ReasonForeignCSV)
+	if !containsAll(c.Message, "redis-operator.v0.18.0") {
+		t.Errorf("message %q should name the neighbour's CSV", c.Message)
+	}
+	assertNotApproved(t, plan)
+}
+
+func TestTwoStacksShareOneSubscriptionAndAConflictingOneStalls(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	a := createStack(t, newStack(newNamespace(t, "team-a"), "hippo", o.ns, nil))
+	b := createStack(t, newStack(newNamespace(t, "team-b"), "zebra", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	for _, s := range []*platformv1alpha1.PostgresStack{a, b} {
+		waitCondition(t, s, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionTrue, "")
+		pgoReportsReady(t, s.Namespace, s.Name)
+		waitCondition(t, s, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	}
+	c := createStack(t, newStack(newNamespace(t, "team-c"), "lion", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Channel = "v6" }))
+	stalled := waitCondition(t, c, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonSubscriptionConflict)
+	if !containsAll(stalled.Message, a.Namespace+"/hippo", `"v5"`, `"v6"`) {
+		t.Errorf("conflict message %q should name the other stack and both channels", stalled.Message)
+	}
+	if sub := o.subscription(pkg); sub.Spec.Channel != "v5" {
+		t.Errorf("the conflicting stack changed the Subscription's channel to %q", sub.Spec.Channel)
+	}
+}
+
+func TestAdoptsAHandMadeSubscription(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	// my-postgresql, as OperatorHub's install YAML creates it.
+	mine := &operatorsv1alpha1.Subscription{
+		ObjectMeta: metav1.ObjectMeta{Name: "my-postgresql", Namespace: o.ns},
+		Spec: &operatorsv1alpha1.SubscriptionSpec{Package: pkg, Channel: "v5", CatalogSource: "operatorhubio-catalog",
+			CatalogSourceNamespace: "olm", InstallPlanApproval: operatorsv1alpha1.ApprovalAutomatic},
+	}
+	must(t, k8s.Create(context.Background(), mine))
+	og := &operatorsv1.OperatorGroup{ObjectMeta: metav1.ObjectMeta{Name: "global-operators", Namespace: o.ns}}
+	must(t, k8s.Create(context.Background(), og))
+
+	stack := createStack(t, newStack(newNamespace(t, "team-a"), "hippo", o.ns, nil))
+	waitEvent(t, stack, "SubscriptionAdopted")
+	sub := o.subscription(pkg) // fails if a second Subscription appeared
+	if sub.Name != "my-postgresql" || sub.Spec.InstallPlanApproval != operatorsv1alpha1.ApprovalManual || sub.Labels[controllers.ManagedLabel] != controllers.ManagedValue {
+		t.Errorf("adopted Subscription = %s %+v labels %v; want my-postgresql switched to Manual and labelled", sub.Name, sub.Spec, sub.Labels)
+	}
+	groups := &operatorsv1.OperatorGroupList{}
+	must(t, k8s.List(context.Background(), groups, client.InNamespace(o.ns)))
+	if len(groups.Items) != 1 {
+		t.Errorf("want the existing OperatorGroup kept alone, got %d", len(groups.Items))
+	}
+	o.installFirst(pkg, csv5_8_9)
+	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionTrue, "")
+}
+
+func TestTwoOperatorGroupsStall(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	for _, name := range []string{"one", "two"} {
+		must(t, k8s.Create(context.Background(), &operatorsv1.OperatorGroup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.ns}}))
+	}
+	stack := createStack(t, newStack(newNamespace(t, "team-a"), "hippo", o.ns, nil))
+	c := waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonOperatorGroupConflict)
+	if !containsAll(c.Message, "one, two") {
+		t.Errorf("message %q should list the OperatorGroups", c.Message)
+	}
+	// Removing one lets the install go on.
+	must(t, k8s.Delete(context.Background(), &operatorsv1.OperatorGroup{ObjectMeta: metav1.ObjectMeta{Name: "two", Namespace: o.ns}}))
+	o.subscription(pkg)
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+func TestCSVFailedIsReportedAndRecovers(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	stack := createStack(t, newStack(newNamespace(t, "team-a"), "hippo", o.ns, nil))
+	sub := o.subscription(pkg)
+	plan := o.resolve(sub, csv5_8_9)
+	o.waitApproved(plan)
+	o.install(sub, plan, csv5_8_9, operatorsv1alpha1.CSVPhaseFailed)
+	o.setCSVPhase(csv5_8_9, operatorsv1alpha1.CSVPhaseFailed, operatorsv1alpha1.CSVReasonComponentFailed, "install strategy failed: deployment not available")
+	// The message carries OLM's reason and message.
+	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionFalse, platformv1alpha1.ReasonCSVFailed,
+		string(operatorsv1alpha1.CSVReasonComponentFailed), "deployment not available")
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonCSVFailed)
+	waitEvent(t, stack, platformv1alpha1.ReasonCSVFailed)
+
+	o.setCSVPhase(csv5_8_9, operatorsv1alpha1.CSVPhaseSucceeded, operatorsv1alpha1.CSVReasonInstallSuccessful, "")
+	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionTrue, "")
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+func TestDriftOnOwnedFieldsIsRestoredOthersLeftAlone(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	pc := getPostgresCluster(t, ns, "hippo")
+	version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+
+	// Someone edits a field pgstack owns, and adds one it does not.
+	patch := client.MergeFrom(pc.DeepCopy())
+	must(t, unstructured.SetNestedField(pc.Object, version-1, "spec", "postgresVersion"))
+	must(t, unstructured.SetNestedField(pc.Object, "hand-set", "metadata", "annotations", "team/note"))
+	must(t, k8s.Patch(context.Background(), pc, patch, client.FieldOwner("kubectl-edit")))
+
+	eventually(t, "postgresVersion restored", func() (bool, error) {
+		got := pgo.NewPostgresCluster()
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(pc), got); err != nil {
+			return false, err
+		}
+		v, _, _ := unstructured.NestedInt64(got.Object, "spec", "postgresVersion")
+		return v == version && got.GetAnnotations()["team/note"] == "hand-set", nil
+	})
+	_ = stack
+}
+
+func TestDeleteWithRetainLeavesTheDatabase(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	// Foreground deletion needs the garbage collector, which envtest does not
+	// run; with no owner reference under Retain, GC has nothing to cascade to.
+	must(t, k8s.Delete(context.Background(), stack))
+	eventually(t, "stack gone", func() (bool, error) {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stack), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	pc := getPostgresCluster(t, ns, "hippo")
+	if !pc.GetDeletionTimestamp().IsZero() || len(pc.GetOwnerReferences()) != 0 {
+		t.Errorf("PostgresCluster after Retain: deletionTimestamp %v, owners %v; want untouched and unowned", pc.GetDeletionTimestamp(), pc.GetOwnerReferences())
+	}
+	// The operator stays too (removal Keep).
+	o.subscription(pkg)
+}
+
+func TestDeleteWithDeleteRemovesTheClusterAndDeleteIfUnusedTheOperatorAfterTheLastStack(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	nsA, nsB := newNamespace(t, "team-a"), newNamespace(t, "team-b")
+	deleting := func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete
+		s.Spec.Operator.Removal = platformv1alpha1.RemovalDeleteIfUnused
+	}
+	a := createStack(t, newStack(nsA, "hippo", o.ns, deleting))
+	b := createStack(t, newStack(nsB, "zebra", o.ns, deleting))
+	o.installFirst(pkg, csv5_8_9)
+	pcA := getPostgresCluster(t, nsA, "hippo")
+	if refs := pcA.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != getStack(t, a).UID {
+		t.Errorf("under Delete the stack owns its PostgresCluster; owners = %v", refs)
+	}
+	getPostgresCluster(t, nsB, "zebra")
+
+	must(t, k8s.Delete(context.Background(), a))
+	eventually(t, "hippo's PostgresCluster and stack gone", func() (bool, error) {
+		errPC := k8s.Get(context.Background(), client.ObjectKey{Namespace: nsA, Name: "hippo"}, pgo.NewPostgresCluster())
+		errStack := k8s.Get(context.Background(), client.ObjectKeyFromObject(a), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(errPC) && apierrors.IsNotFound(errStack), nil
+	})
+	// zebra still uses the operator.
+	o.subscription(pkg)
+
+	must(t, k8s.Delete(context.Background(), b))
+	eventually(t, "operator removed after the last stack", func() (bool, error) {
+		subs := &operatorsv1alpha1.SubscriptionList{}
+		if err := k8s.List(context.Background(), subs, client.InNamespace(o.ns)); err != nil {
+			return false, err
+		}
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: csv5_8_9}, &operatorsv1alpha1.ClusterServiceVersion{})
+		return len(subs.Items) == 0 && apierrors.IsNotFound(err), nil
+	})
+}
+
+func TestAnInvalidRangeThatSlipsPastAdmissionStalls(t *testing.T) {
+	// Admission rejects most bad ranges; the controller still judges what it is given.
+	o := newInstallNamespace(t, "operators")
+	stack := newStack(newNamespace(t, "team-a"), "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Versions = ">=5.x <<6" })
+	if err := k8s.Create(context.Background(), stack); err != nil {
+		if apierrors.IsInvalid(err) {
+			return // the CRD's own validation caught it first, which is better still
+		}
+		t.Fatal(err)
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonInvalidPolicy)
+}
+
+// touch changes an annotation so the manager looks at the stack again, as
+// any edit would.
+func touch(t *testing.T, s *platformv1alpha1.PostgresStack) {
+	t.Helper()
+	eventually(t, "touch stack", func() (bool, error) {
+		got := getStack(t, s)
+		if got.Annotations == nil {
+			got.Annotations = map[string]string{}
+		}
+		got.Annotations["test/touched"] = time.Now().Format(time.RFC3339Nano)
+		err := k8s.Update(context.Background(), got)
+		return err == nil, ignoreConflict(err)
+	})
+}

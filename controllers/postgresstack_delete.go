@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+// reconcileDelete honours deletionPolicy before letting the stack go. Retain
+// (the default) orphans the PostgresCluster so that neither garbage collection
+// nor PGO touches the database or its volumes; Delete deletes it and waits
+// until it is gone. The operator goes only with removal: DeleteIfUnused and
+// only when no other stack uses it.
+func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope) error {
+	stack := sc.stack
+	if !controllerutil.ContainsFinalizer(stack, Finalizer) {
+		return nil
+	}
+	if r.pgoServed() {
+		pc, err := r.getPostgresCluster(ctx, stack)
+		if err != nil {
+			return err
+		}
+		if pc != nil {
+			sc.obs.Cluster.Exists = true
+			sc.obs.Cluster.Readiness = pgo.ClusterReadiness(pc)
+			switch stack.Spec.DeletionPolicy {
+			case platformv1alpha1.DeletionDelete:
+				if pc.GetDeletionTimestamp().IsZero() {
+					if err := r.Delete(ctx, pc, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+						return fmt.Errorf("delete PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+					}
+					r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, "PostgresClusterDeleting", "Delete",
+						"deleting PostgresCluster %s as deletionPolicy Delete asks; PGO deletes its volumes", pc.GetName())
+				}
+				return nil // the PostgresCluster's deletion event brings the stack back
+			default:
+				if err := r.orphan(ctx, stack, pc); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := r.removeOperatorIfUnused(ctx, stack); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(stack.DeepCopy())
+	controllerutil.RemoveFinalizer(stack, Finalizer)
+	if err := r.Patch(ctx, stack, patch); err != nil {
+		return fmt.Errorf("remove finalizer: %w", err)
+	}
+	forgetStack(client.ObjectKeyFromObject(stack))
+	return nil
+}
+
+// orphan removes the stack's owner reference from the PostgresCluster, so that
+// deleting the stack leaves the database in place.
+func (r *PostgresStackReconciler) orphan(ctx context.Context, stack *platformv1alpha1.PostgresStack, pc client.Object) error {
+	refs := pc.GetOwnerReferences()
+	kept := refs[:0:0]
+	for _, ref := range refs {
+		if ref.UID != stack.UID {
+			kept = append(kept, ref)
+		}
+	}
+	if len(kept) == len(refs) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(pc.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	pc.SetOwnerReferences(kept)
+	if err := r.Patch(ctx, pc, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("orphan PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+	}
+	r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, "PostgresClusterRetained", "Orphan",
+		"left PostgresCluster %s and its data in place (deletionPolicy Retain); delete it yourself when it is no longer needed", pc.GetName())
+	return nil
+}
+
+// removeOperatorIfUnused deletes the Subscription and its CSV when the stack
+// asks for it and no other stack installs the same package there.
+func (r *PostgresStackReconciler) removeOperatorIfUnused(ctx context.Context, stack *platformv1alpha1.PostgresStack) error {
+	op := stack.Spec.Operator
+	if op.Removal != platformv1alpha1.RemovalDeleteIfUnused || !r.olmServed() {
+		return nil
+	}
+	users, err := r.stacksUsing(ctx, op.Namespace, op.Package)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		logf.FromContext(ctx).Info("keeping the operator: other stacks use it", "stacks", len(users))
+		return nil
+	}
+	subs, err := r.subscriptionsFor(ctx, op.Namespace, op.Package)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if sub.Labels[ManagedLabel] != ManagedValue {
+			continue
+		}
+		for _, csvName := range []string{sub.Status.InstalledCSV, sub.Status.CurrentCSV} {
+			if csvName == "" {
+				continue
+			}
+			csv := &operatorsv1alpha1.ClusterServiceVersion{ObjectMeta: metav1.ObjectMeta{Name: csvName, Namespace: sub.Namespace}}
+			if err := r.Delete(ctx, csv); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete CSV %s/%s: %w", sub.Namespace, csvName, err)
+			}
+		}
+		if err := r.Delete(ctx, sub); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
+		}
+		r.Recorder.Eventf(stack, sub, corev1.EventTypeNormal, "OperatorRemoved", "Delete",
+			"removed Subscription %s/%s and CSV %s: the last stack using the operator is gone (removal DeleteIfUnused); PGO's CRDs stay", sub.Namespace, sub.Name, sub.Status.InstalledCSV)
+	}
+	return nil
+}

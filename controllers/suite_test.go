@@ -1,0 +1,431 @@
+package controllers_test
+
+// The controller suite runs the manager against a real kube-apiserver and
+// etcd (internal/testenv) with OLM's and PGO's real CRDs. No OLM operator runs
+// here: the test moves Subscription, InstallPlan and CSV status the way OLM
+// does, so that each policy decision can be driven exactly. The same flows on
+// the full local cluster with OLM's own operators live in test/e2e.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"go.uber.org/zap/zapcore"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/controllers"
+	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/testenv"
+)
+
+var (
+	env *testenv.Env
+	k8s client.Client
+	// clock is the time the manager judges maintenance windows by.
+	clock atomic.Pointer[time.Time]
+)
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+	k8s = env.Client
+	now := time.Now()
+	clock.Store(&now)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if err := startManager(ctx, &wg); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		_ = env.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	cancel()
+	wg.Wait()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv stop:", err)
+	}
+	os.Exit(code)
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("PGSTACK_TEST_LOG") != "" {
+		return -10
+	}
+	return 10 // quiet unless asked
+}
+
+func startManager(ctx context.Context, wg *sync.WaitGroup) error {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return err
+	}
+	if err := (&controllers.PostgresStackReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("pgstack"),
+		Now:       func() time.Time { return *clock.Load() },
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager stopped:", err)
+		}
+	}()
+	return nil
+}
+
+// --- what OLM would do, played by the test -----------------------------------
+
+// olm plays OLM's part for one install namespace.
+type olm struct {
+	t  *testing.T
+	ns string
+}
+
+func newInstallNamespace(t *testing.T, prefix string) *olm {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	must(t, k8s.Create(context.Background(), ns))
+	return &olm{t: t, ns: ns.Name}
+}
+
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	must(t, k8s.Create(context.Background(), ns))
+	return ns.Name
+}
+
+// subscription waits for the one Subscription for pkg in the namespace.
+func (o *olm) subscription(pkg string) *operatorsv1alpha1.Subscription {
+	o.t.Helper()
+	var found *operatorsv1alpha1.Subscription
+	eventually(o.t, fmt.Sprintf("a Subscription for %s in %s", pkg, o.ns), func() (bool, error) {
+		list := &operatorsv1alpha1.SubscriptionList{}
+		if err := k8s.List(context.Background(), list, client.InNamespace(o.ns)); err != nil {
+			return false, err
+		}
+		var matching []*operatorsv1alpha1.Subscription
+		for i := range list.Items {
+			if list.Items[i].Spec.Package == pkg {
+				matching = append(matching, &list.Items[i])
+			}
+		}
+		if len(matching) > 1 {
+			return false, fmt.Errorf("%d Subscriptions for %s: want one", len(matching), pkg)
+		}
+		if len(matching) == 1 {
+			found = matching[0]
+		}
+		return found != nil, nil
+	})
+	return found
+}
+
+// resolve does what OLM's resolver does: writes an InstallPlan in
+// RequiresApproval for csvs and points the Subscription at it.
+func (o *olm) resolve(sub *operatorsv1alpha1.Subscription, csvs ...string) *operatorsv1alpha1.InstallPlan {
+	o.t.Helper()
+	ctx := context.Background()
+	plan := &operatorsv1alpha1.InstallPlan{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "install-", Namespace: o.ns},
+		Spec: operatorsv1alpha1.InstallPlanSpec{ClusterServiceVersionNames: csvs, Approval: operatorsv1alpha1.ApprovalManual},
+	}
+	must(o.t, k8s.Create(ctx, plan))
+	plan.Status = operatorsv1alpha1.InstallPlanStatus{Phase: operatorsv1alpha1.InstallPlanPhaseRequiresApproval, CatalogSources: []string{}}
+	must(o.t, k8s.Status().Update(ctx, plan))
+	o.setSubscriptionStatus(sub.Name, func(s *operatorsv1alpha1.SubscriptionStatus) {
+		s.CurrentCSV = csvs[0]
+		s.State = operatorsv1alpha1.SubscriptionStateUpgradePending
+		s.InstallPlanRef = &corev1.ObjectReference{Kind: "InstallPlan", Namespace: o.ns, Name: plan.Name, APIVersion: "operators.coreos.com/v1alpha1"}
+	})
+	return plan
+}
+
+func (o *olm) setSubscriptionStatus(name string, change func(*operatorsv1alpha1.SubscriptionStatus)) {
+	o.t.Helper()
+	eventually(o.t, "update Subscription status", func() (bool, error) {
+		sub := &operatorsv1alpha1.Subscription{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: name}, sub); err != nil {
+			return false, err
+		}
+		change(&sub.Status)
+		sub.Status.LastUpdated = metav1.Now()
+		err := k8s.Status().Update(context.Background(), sub)
+		return err == nil, client.IgnoreAlreadyExists(ignoreConflict(err))
+	})
+}
+
+// waitApproved waits until pgstack approves the plan.
+func (o *olm) waitApproved(plan *operatorsv1alpha1.InstallPlan) {
+	o.t.Helper()
+	eventually(o.t, "install plan "+plan.Name+" approved", func() (bool, error) {
+		got := &operatorsv1alpha1.InstallPlan{}
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(plan), got)
+		return err == nil && got.Spec.Approved, err
+	})
+}
+
+// install does what OLM does after approval: the plan completes and the CSV
+// reaches phase.
+func (o *olm) install(sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan, csvName string, phase operatorsv1alpha1.ClusterServiceVersionPhase) {
+	o.t.Helper()
+	ctx := context.Background()
+	got := &operatorsv1alpha1.InstallPlan{}
+	must(o.t, k8s.Get(ctx, client.ObjectKeyFromObject(plan), got))
+	got.Status.Phase = operatorsv1alpha1.InstallPlanPhaseComplete
+	must(o.t, k8s.Status().Update(ctx, got))
+	o.setCSVPhase(csvName, phase, "", "")
+	o.setSubscriptionStatus(sub.Name, func(s *operatorsv1alpha1.SubscriptionStatus) {
+		s.InstalledCSV = csvName
+		s.CurrentCSV = csvName
+		s.State = operatorsv1alpha1.SubscriptionStateAtLatest
+	})
+}
+
+func (o *olm) setCSVPhase(name string, phase operatorsv1alpha1.ClusterServiceVersionPhase, reason operatorsv1alpha1.ConditionReason, message string) {
+	o.t.Helper()
+	ctx := context.Background()
+	csv := &operatorsv1alpha1.ClusterServiceVersion{}
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: name}, csv)
+	if apierrors.IsNotFound(err) {
+		csv = &operatorsv1alpha1.ClusterServiceVersion{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.ns},
+			Spec: operatorsv1alpha1.ClusterServiceVersionSpec{DisplayName: "Crunchy Postgres for Kubernetes",
+				InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: "deployment",
+					StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
+						Name: "pgo",
+						Spec: appsv1.DeploymentSpec{
+							Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pgo"}},
+							Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "pgo"}},
+								Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "operator", Image: "pgo"}}}},
+						},
+					}}}}},
+		}
+		must(o.t, k8s.Create(ctx, csv))
+	} else {
+		must(o.t, err)
+	}
+	csv.Status = operatorsv1alpha1.ClusterServiceVersionStatus{Phase: phase, Reason: reason, Message: message,
+		LastUpdateTime: ptr(metav1.Now()), LastTransitionTime: ptr(metav1.Now())}
+	must(o.t, k8s.Status().Update(ctx, csv))
+}
+
+// installFirst runs a whole first install of csv as OLM would, approval by pgstack included.
+func (o *olm) installFirst(pkg, csv string) *operatorsv1alpha1.Subscription {
+	o.t.Helper()
+	sub := o.subscription(pkg)
+	plan := o.resolve(sub, csv)
+	o.waitApproved(plan)
+	o.install(sub, plan, csv, operatorsv1alpha1.CSVPhaseSucceeded)
+	return sub
+}
+
+// --- what PGO would do -----------------------------------------------------
+
+// pgoReportsReady writes the status PGO writes once every instance is ready.
+func pgoReportsReady(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "PGO status on "+ns+"/"+name, func() (bool, error) {
+		pc := pgo.NewPostgresCluster()
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pc); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		var instances []any
+		sets, _, _ := unstructured.NestedSlice(pc.Object, "spec", "instances")
+		for _, s := range sets {
+			set := s.(map[string]any)
+			replicas, ok := set["replicas"].(int64)
+			if !ok {
+				replicas = 1
+			}
+			instances = append(instances, map[string]any{"name": set["name"], "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas})
+		}
+		now := metav1.Now().UTC().Format(time.RFC3339)
+		conds := []any{}
+		for _, c := range []string{"PGBackRestReplicaRepoReady", "PGBackRestReplicaCreate", "ProxyAvailable"} {
+			conds = append(conds, map[string]any{"type": c, "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": now, "observedGeneration": pc.GetGeneration()})
+		}
+		pc.Object["status"] = map[string]any{"observedGeneration": pc.GetGeneration(), "instances": instances, "conditions": conds}
+		err := k8s.Status().Update(context.Background(), pc)
+		return err == nil, ignoreConflict(err)
+	})
+}
+
+// --- stacks ----------------------------------------------------------------
+
+func newStack(ns, name, installNS string, change func(*platformv1alpha1.PostgresStack)) *platformv1alpha1.PostgresStack {
+	s := &platformv1alpha1.PostgresStack{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	s.Spec.Operator.Namespace = installNS
+	if change != nil {
+		change(s)
+	}
+	return s
+}
+
+func createStack(t *testing.T, s *platformv1alpha1.PostgresStack) *platformv1alpha1.PostgresStack {
+	t.Helper()
+	must(t, k8s.Create(context.Background(), s))
+	return s
+}
+
+func getStack(t *testing.T, s *platformv1alpha1.PostgresStack) *platformv1alpha1.PostgresStack {
+	t.Helper()
+	got := &platformv1alpha1.PostgresStack{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(s), got))
+	return got
+}
+
+// waitCondition waits until the stack's condition has status and reason
+// (reason "" matches any) at the stack's current generation, with a message
+// holding every one of inMessage, and returns it.
+func waitCondition(t *testing.T, s *platformv1alpha1.PostgresStack, condType string, status metav1.ConditionStatus, reason string, inMessage ...string) metav1.Condition {
+	t.Helper()
+	var last *metav1.Condition
+	var found metav1.Condition
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		got := &platformv1alpha1.PostgresStack{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s), got); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, condType)
+		last = c
+		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || !containsAll(c.Message, inMessage...) ||
+			c.ObservedGeneration != got.Generation || got.Status.ObservedGeneration != got.Generation {
+			return false, nil
+		}
+		found = *c
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("stack %s/%s: want %s=%s (%s) mentioning %q, last seen %+v: %v", s.Namespace, s.Name, condType, status, reason, inMessage, last, err)
+	}
+	return found
+}
+
+// kstatusOf computes the stack's status as Flux does.
+func kstatusOf(t *testing.T, s *platformv1alpha1.PostgresStack) kstatus.Status {
+	t.Helper()
+	got := getStack(t, s)
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	must(t, err)
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+	must(t, err)
+	return res.Status
+}
+
+// waitEvent waits for an Event on the stack with reason.
+func waitEvent(t *testing.T, s *platformv1alpha1.PostgresStack, reason string) eventsv1.Event {
+	t.Helper()
+	var found eventsv1.Event
+	eventually(t, "event "+reason+" on "+s.Name, func() (bool, error) {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), list, client.InNamespace(s.Namespace)); err != nil {
+			return false, err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == s.Name && e.Reason == reason {
+				found = e
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return found
+}
+
+func getPostgresCluster(t *testing.T, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	var pc *unstructured.Unstructured
+	eventually(t, "PostgresCluster "+ns+"/"+name, func() (bool, error) {
+		pc = pgo.NewPostgresCluster()
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pc)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	return pc
+}
+
+// --- plumbing --------------------------------------------------------------
+
+func eventually(t *testing.T, what string, check func() (bool, error)) {
+	t.Helper()
+	var lastErr error
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		ok, err := check()
+		lastErr = err
+		return ok && err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, lastErr)
+	}
+}
+
+// assertNotApproved checks a plan was not approved. Callers first wait for a
+// condition that proves the manager has judged the plan.
+func assertNotApproved(t *testing.T, plan *operatorsv1alpha1.InstallPlan) {
+	t.Helper()
+	got := &operatorsv1alpha1.InstallPlan{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(plan), got))
+	if got.Spec.Approved {
+		t.Fatalf("install plan %s was approved; policy forbids it", plan.Name)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,202 @@
+package controllers
+
+import (
+	"context"
+
+	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+// indexOperatorNamespace indexes stacks by spec.operator.namespace, so that an
+// event on an OLM object finds the stacks it concerns without a full scan.
+const indexOperatorNamespace = "spec.operator.namespace"
+
+// watchCache is what dynamic watches need of the manager's cache.
+type watchCache = cache.Cache
+
+var olmSubscriptionGK = schema.GroupKind{Group: operatorsv1alpha1.GroupName, Kind: operatorsv1alpha1.SubscriptionKind}
+
+// The CRDs whose arrival lets a stalled stack go on.
+var watchedCRDs = map[string]bool{
+	"subscriptions.operators.coreos.com":          true,
+	"installplans.operators.coreos.com":           true,
+	"clusterserviceversions.operators.coreos.com": true,
+	"operatorgroups.operators.coreos.com":         true,
+	pgo.PostgresClusterCRD:                        true,
+}
+
+// CacheOptions keep the manager's memory flat as namespaces grow: copied CSVs
+// (one per namespace under an AllNamespaces OperatorGroup) never enter the
+// cache, InstallPlans are cached without the manifests they carry (PGO's CRD
+// alone is 1.4 MB), and managed fields are dropped everywhere.
+func CacheOptions() cache.Options {
+	notCopied, err := labels.NewRequirement(operatorsv1alpha1.CopiedLabelKey, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err)
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&operatorsv1alpha1.ClusterServiceVersion{}: {
+				Label:     labels.NewSelector().Add(*notCopied),
+				Transform: stripCSV,
+			},
+			&operatorsv1alpha1.InstallPlan{}: {Transform: stripInstallPlan},
+		},
+	}
+}
+
+// stripInstallPlan keeps what approval needs: spec, phase, conditions.
+func stripInstallPlan(obj any) (any, error) {
+	if ip, ok := obj.(*operatorsv1alpha1.InstallPlan); ok {
+		ip.ManagedFields = nil
+		ip.Status.Plan = nil
+		ip.Status.BundleLookups = nil
+		ip.Status.AttenuatedServiceAccountRef = nil
+	}
+	return obj, nil
+}
+
+// stripCSV keeps a CSV's identity and status; its spec (install strategy,
+// descriptions, icons) is not read.
+func stripCSV(obj any) (any, error) {
+	if csv, ok := obj.(*operatorsv1alpha1.ClusterServiceVersion); ok {
+		csv.ManagedFields = nil
+		csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{Version: csv.Spec.Version, Replaces: csv.Spec.Replaces}
+		csv.Annotations = nil
+	}
+	return obj, nil
+}
+
+var _ toolscache.TransformFunc = stripInstallPlan
+
+// SetupWithManager registers the reconciler, its index and its watches. OLM's
+// and PGO's kinds are watched as soon as their APIs are served, which may be
+// after the manager starts.
+func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &platformv1alpha1.PostgresStack{}, indexOperatorNamespace,
+		func(o client.Object) []string {
+			return []string{o.(*platformv1alpha1.PostgresStack).Spec.Operator.Namespace}
+		}); err != nil {
+		return err
+	}
+	r.cache = mgr.GetCache()
+	r.watched = map[string]bool{}
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		// Status writes (our own) do not wake a stack; spec changes, deletion
+		// and annotations (a person asking for a look now) do.
+		For(&platformv1alpha1.PostgresStack{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted{}))).
+		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return watchedCRDs[o.GetName()] }))).
+		Named("postgresstack").
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.controller = c
+	return nil
+}
+
+// deletionStarted lets through the update that sets deletionTimestamp.
+type deletionStarted struct{ predicate.Funcs }
+
+func (deletionStarted) Update(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+// ensureWatches starts the watches on OLM's and PGO's kinds once their APIs
+// are served.
+func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) {
+	r.watchedMu.Lock()
+	defer r.watchedMu.Unlock()
+	if r.controller == nil {
+		return
+	}
+	log := logf.FromContext(ctx)
+	if !r.watched["olm"] && r.olmServed() {
+		toStacks := handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)
+		for _, obj := range []client.Object{&operatorsv1alpha1.Subscription{}, &operatorsv1alpha1.InstallPlan{},
+			&operatorsv1alpha1.ClusterServiceVersion{}, &operatorsv1.OperatorGroup{}} {
+			if err := r.controller.Watch(source.Kind(r.cache, obj, toStacks)); err != nil {
+				log.Error(err, "watch OLM kind", "kind", obj.GetObjectKind().GroupVersionKind())
+				return
+			}
+		}
+		r.watched["olm"] = true
+		log.Info("watching OLM's Subscriptions, InstallPlans, CSVs and OperatorGroups")
+	}
+	if !r.watched["pgo"] && r.pgoServed() {
+		pc := pgo.NewPostgresCluster()
+		if err := r.controller.Watch(source.Kind[client.Object](r.cache, pc, handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
+			log.Error(err, "watch PostgresClusters")
+			return
+		}
+		r.watched["pgo"] = true
+		log.Info("watching PGO's PostgresClusters")
+	}
+}
+
+func (r *PostgresStackReconciler) olmServed() bool {
+	_, err := r.RESTMapper().RESTMapping(olmSubscriptionGK, operatorsv1alpha1.SchemeGroupVersion.Version)
+	return err == nil
+}
+
+func (r *PostgresStackReconciler) pgoServed() bool {
+	_, err := r.RESTMapper().RESTMapping(pgo.PostgresClusterGVK.GroupKind(), pgo.PostgresClusterGVK.Version)
+	return err == nil
+}
+
+// stacksInNamespaceOf maps an OLM object to the stacks installing into its namespace.
+func (r *PostgresStackReconciler) stacksInNamespaceOf(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &platformv1alpha1.PostgresStackList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexOperatorNamespace: o.GetNamespace()}); err != nil {
+		logf.FromContext(ctx).Error(err, "map OLM object to stacks", "namespace", o.GetNamespace())
+		return nil
+	}
+	return requests(list)
+}
+
+func (r *PostgresStackReconciler) allStacks(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &platformv1alpha1.PostgresStackList{}
+	if err := r.List(ctx, list); err != nil {
+		logf.FromContext(ctx).Error(err, "list stacks")
+		return nil
+	}
+	return requests(list)
+}
+
+// stackOfPostgresCluster maps a PostgresCluster pgstack manages to its stack,
+// which has the same name and namespace.
+func stackOfPostgresCluster(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetLabels()[ManagedLabel] != ManagedValue {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+}
+
+func requests(list *platformv1alpha1.PostgresStackList) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return out
+}
