@@ -1,0 +1,383 @@
+// Package catalog writes the file-based catalogs (FBC) that `opm serve`
+// serves to the local cluster's OLM: package postgresql on channel v5 with a
+// replaces chain of CSVs pgstack writes and PGO's CRDs, plus small
+// neighbour operators for scenarios that need a second package.
+//
+// Bundles carry their manifests inline (olm.bundle.object properties, no
+// image), so OLM installs them without bundle-unpack Jobs.
+package catalog
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/blang/semver/v4"
+	"github.com/operator-framework/api/pkg/lib/version"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pgstack/pgstack/internal/testenv"
+)
+
+// PGO's package as OperatorHub lists it.
+const (
+	PGOPackage   = "postgresql"
+	PGOChannel   = "v5"
+	PGOCSVPrefix = "postgresoperator"
+)
+
+// PGOVersions is the replaces chain the local catalog serves by default.
+var PGOVersions = []string{"5.8.7", "5.8.8", "5.8.9"}
+
+// Package is one operator package in the catalog: a single channel whose
+// versions each replace the one before.
+type Package struct {
+	Name    string
+	Channel string
+	// CSVPrefix names the CSVs: CSVPrefix.vX.Y.Z.
+	CSVPrefix   string
+	DisplayName string
+	// Versions, oldest first.
+	Versions []string
+	// Deployment is the operator Deployment's name (and its service account's).
+	Deployment string
+	// Image is the operator image; %s takes the version. kwok runs no
+	// containers, so it is never pulled.
+	Image        string
+	InstallModes []operatorsv1alpha1.InstallMode
+	// CRDs are owned by every version and shipped in every bundle.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// NodeSelector, when set, goes into the operator pod: a selector no node
+	// matches keeps the Deployment from ever becoming Available.
+	NodeSelector map[string]string
+}
+
+// pgoInstallModes are the install modes PGO's CSV declares.
+var pgoInstallModes = []operatorsv1alpha1.InstallMode{
+	{Type: operatorsv1alpha1.InstallModeTypeOwnNamespace, Supported: true},
+	{Type: operatorsv1alpha1.InstallModeTypeSingleNamespace, Supported: true},
+	{Type: operatorsv1alpha1.InstallModeTypeMultiNamespace, Supported: false},
+	{Type: operatorsv1alpha1.InstallModeTypeAllNamespaces, Supported: true},
+}
+
+// PGO is the postgresql package with the given versions (PGOVersions when
+// none), owning the CRDs of schema: PGO's real ones (PostgresCluster,
+// PGUpgrade, PGAdmin, CrunchyBridgeCluster) or pgstack's fallback.
+func PGO(schema testenv.PGOSchema, versions ...string) (Package, error) {
+	if len(versions) == 0 {
+		versions = PGOVersions
+	}
+	crds, err := ReadCRDs(schema.Dir)
+	if err != nil {
+		return Package{}, fmt.Errorf("PGO's CRDs from %s: %w", schema.Dir, err)
+	}
+	return Package{
+		Name:         PGOPackage,
+		Channel:      PGOChannel,
+		CSVPrefix:    PGOCSVPrefix,
+		DisplayName:  "Crunchy Postgres for Kubernetes",
+		Versions:     append([]string(nil), versions...),
+		Deployment:   "pgo",
+		Image:        "registry.developers.crunchydata.com/crunchydata/postgres-operator:ubi9-%s-0",
+		InstallModes: pgoInstallModes,
+		CRDs:         crds,
+	}, nil
+}
+
+// Neighbour is a small operator package owning one CRD, kind <Kind> in
+// group <name>.example.com, for scenarios that need a second operator
+// beside PGO. It supports OwnNamespace, SingleNamespace and AllNamespaces.
+func Neighbour(name, kind string, versions ...string) Package {
+	if len(versions) == 0 {
+		versions = []string{"1.0.0"}
+	}
+	group := name + ".example.com"
+	plural := strings.ToLower(kind) + "s"
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
+		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: group,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{
+				Plural: plural, Singular: strings.ToLower(kind), Kind: kind, ListKind: kind + "List",
+			},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr(true),
+				}},
+			}},
+		},
+	}
+	return Package{
+		Name:         name,
+		Channel:      "stable",
+		CSVPrefix:    name,
+		DisplayName:  name,
+		Versions:     versions,
+		Deployment:   name + "-operator",
+		Image:        "example.com/" + name + ":%s",
+		InstallModes: pgoInstallModes,
+		CRDs:         []*apiextensionsv1.CustomResourceDefinition{crd},
+	}
+}
+
+// ReadCRDs reads every CustomResourceDefinition in the YAML files of dir.
+func ReadCRDs(dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		for _, doc := range bytes.Split(data, []byte("\n---")) {
+			if len(bytes.TrimSpace(doc)) == 0 {
+				continue
+			}
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := yaml.Unmarshal(doc, crd); err != nil {
+				return nil, fmt.Errorf("parse %s: %w", f, err)
+			}
+			if crd.Kind != "CustomResourceDefinition" {
+				continue
+			}
+			crds = append(crds, crd)
+		}
+	}
+	if len(crds) == 0 {
+		return nil, fmt.Errorf("no CustomResourceDefinition in %s", dir)
+	}
+	return crds, nil
+}
+
+// CSVName is the CSV name of version v, e.g. postgresoperator.v5.8.9.
+func (p Package) CSVName(v string) string { return p.CSVPrefix + ".v" + v }
+
+// Head is the newest version's CSV name: what a Subscription on the channel installs.
+func (p Package) Head() string { return p.CSVName(p.Versions[len(p.Versions)-1]) }
+
+// CSV is the ClusterServiceVersion of version v; replaces names the CSV it
+// upgrades (empty for the first).
+func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersion, error) {
+	sv, err := semver.Parse(v)
+	if err != nil {
+		return nil, fmt.Errorf("version %q of %s: %w", v, p.Name, err)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": p.Deployment}
+	var owned []operatorsv1alpha1.CRDDescription
+	var groups []string
+	for _, crd := range p.CRDs {
+		owned = append(owned, operatorsv1alpha1.CRDDescription{
+			Name: crd.Name, Version: storageVersion(crd), Kind: crd.Spec.Names.Kind, DisplayName: crd.Spec.Names.Kind,
+		})
+		groups = append(groups, crd.Spec.Group)
+	}
+	image := p.Image
+	if strings.Contains(image, "%s") {
+		image = fmt.Sprintf(image, v)
+	}
+	csv := &operatorsv1alpha1.ClusterServiceVersion{
+		TypeMeta: metav1.TypeMeta{APIVersion: operatorsv1alpha1.SchemeGroupVersion.String(), Kind: operatorsv1alpha1.ClusterServiceVersionKind},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.CSVName(v),
+			Annotations: map[string]string{
+				"containerImage": image,
+				"description":    p.DisplayName + ", as pgstack's local catalog serves it",
+			},
+		},
+		Spec: operatorsv1alpha1.ClusterServiceVersionSpec{
+			DisplayName:    p.DisplayName,
+			Version:        version.OperatorVersion{Version: sv},
+			Replaces:       replaces,
+			MinKubeVersion: "1.28.0",
+			Maturity:       "stable",
+			Provider:       operatorsv1alpha1.AppLink{Name: "pgstack local catalog"},
+			InstallModes:   p.InstallModes,
+			CustomResourceDefinitions: operatorsv1alpha1.CustomResourceDefinitions{
+				Owned: owned,
+			},
+			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{
+				StrategyName: operatorsv1alpha1.InstallStrategyNameDeployment,
+				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{
+					ClusterPermissions: []operatorsv1alpha1.StrategyDeploymentPermissions{{
+						ServiceAccountName: p.Deployment,
+						Rules: []rbacv1.PolicyRule{
+							{APIGroups: groups, Resources: []string{"*"}, Verbs: []string{"*"}},
+							{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "events"}, Verbs: []string{"*"}},
+							{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "deployments"}, Verbs: []string{"*"}},
+						},
+					}},
+					DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
+						Name: p.Deployment,
+						Spec: appsv1.DeploymentSpec{
+							Replicas: ptr(int32(1)),
+							Selector: &metav1.LabelSelector{MatchLabels: labels},
+							Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+							Template: corev1.PodTemplateSpec{
+								ObjectMeta: metav1.ObjectMeta{Labels: labels},
+								Spec: corev1.PodSpec{
+									ServiceAccountName: p.Deployment,
+									NodeSelector:       p.NodeSelector,
+									Containers: []corev1.Container{{
+										Name:  "operator",
+										Image: image,
+										Env: []corev1.EnvVar{{
+											Name:      "PGO_NAMESPACE",
+											ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+										}},
+									}},
+								},
+							},
+						},
+					}},
+				},
+			},
+		},
+	}
+	return csv, nil
+}
+
+// storageVersion is the version a CRD stores, which its CSV names.
+func storageVersion(crd *apiextensionsv1.CustomResourceDefinition) string {
+	for _, v := range crd.Spec.Versions {
+		if v.Storage {
+			return v.Name
+		}
+	}
+	return crd.Spec.Versions[0].Name
+}
+
+// Write writes a file-based catalog of pkgs into dir (one directory per
+// package), which `opm serve dir` serves.
+func Write(dir string, pkgs ...Package) error {
+	for _, p := range pkgs {
+		if err := p.write(filepath.Join(dir, p.Name)); err != nil {
+			return fmt.Errorf("write package %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+// The records below are the file-based catalog's schemas as documented by
+// operator-registry (olm.package, olm.channel, olm.bundle); only the
+// fields this catalog uses are written.
+type fbcPackage struct {
+	Schema         string `json:"schema"`
+	Name           string `json:"name"`
+	DefaultChannel string `json:"defaultChannel"`
+}
+
+type fbcChannelEntry struct {
+	Name     string `json:"name"`
+	Replaces string `json:"replaces,omitempty"`
+}
+
+type fbcChannel struct {
+	Schema  string            `json:"schema"`
+	Package string            `json:"package"`
+	Name    string            `json:"name"`
+	Entries []fbcChannelEntry `json:"entries"`
+}
+
+type fbcProperty struct {
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+type fbcBundle struct {
+	Schema     string        `json:"schema"`
+	Name       string        `json:"name"`
+	Package    string        `json:"package"`
+	Image      string        `json:"image"`
+	Properties []fbcProperty `json:"properties"`
+}
+
+func (p Package) write(dir string) error {
+	if len(p.Versions) == 0 {
+		return fmt.Errorf("no versions")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "catalog.json"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	if err := enc.Encode(fbcPackage{Schema: "olm.package", Name: p.Name, DefaultChannel: p.Channel}); err != nil {
+		return err
+	}
+	channel := fbcChannel{Schema: "olm.channel", Package: p.Name, Name: p.Channel}
+	replaces := ""
+	for _, v := range p.Versions {
+		channel.Entries = append(channel.Entries, fbcChannelEntry{Name: p.CSVName(v), Replaces: replaces})
+		replaces = p.CSVName(v)
+	}
+	if err := enc.Encode(channel); err != nil {
+		return err
+	}
+	replaces = ""
+	for _, v := range p.Versions {
+		bundle, err := p.bundle(v, replaces)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(bundle); err != nil {
+			return err
+		}
+		replaces = p.CSVName(v)
+	}
+	return f.Close()
+}
+
+func (p Package) bundle(v, replaces string) (*fbcBundle, error) {
+	csv, err := p.CSV(v, replaces)
+	if err != nil {
+		return nil, err
+	}
+	b := &fbcBundle{
+		Schema: "olm.bundle", Name: csv.Name, Package: p.Name,
+		Properties: []fbcProperty{
+			{Type: "olm.package", Value: map[string]string{"packageName": p.Name, "version": v}},
+		},
+	}
+	for _, crd := range p.CRDs {
+		b.Properties = append(b.Properties, fbcProperty{Type: "olm.gvk", Value: map[string]string{
+			"group": crd.Spec.Group, "version": storageVersion(crd), "kind": crd.Spec.Names.Kind,
+		}})
+	}
+	objects := []any{csv}
+	for _, crd := range p.CRDs {
+		objects = append(objects, crd)
+	}
+	for _, obj := range objects {
+		data, err := json.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("marshal bundle object: %w", err)
+		}
+		b.Properties = append(b.Properties, fbcProperty{Type: "olm.bundle.object", Value: map[string]string{
+			"data": base64.StdEncoding.EncodeToString(data),
+		}})
+	}
+	return b, nil
+}
+
+func ptr[T any](v T) *T { return &v }

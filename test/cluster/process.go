@@ -1,0 +1,136 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// process is one binary the harness started. It runs in its own process
+// group, so stopping it reaches anything it forked, and with a parent-death
+// signal, so it dies with the harness even when the harness is killed
+// without a chance to clean up.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+
+	done chan struct{}
+	mu   sync.Mutex
+	err  error // how it exited, once done is closed
+}
+
+// startProcess starts bin with args and env (added to the harness's own),
+// logging stdout and stderr to logDir/name.log.
+func startProcess(name, bin string, args, env []string, logDir string) (*process, error) {
+	logPath := filepath.Join(logDir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: create log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+	}
+	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		_ = logFile.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// pid is the process's id, which is also its process group's id.
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// exited reports how the process ended, or nil while it runs.
+func (p *process) exited() error {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.err == nil {
+			return fmt.Errorf("%s exited (log: %s)", p.name, p.log)
+		}
+		return fmt.Errorf("%s exited: %v (log: %s)", p.name, p.err, p.log)
+	default:
+		return nil
+	}
+}
+
+// stop asks the process group to terminate and kills it if it has not
+// within grace. It returns once the process has been reaped.
+func (p *process) stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		<-p.done
+	}
+	// Anything the process forked into its group goes with it.
+	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+}
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before ours binds; the harness's readiness waits surface that.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls check every interval until it says done, the context ends
+// or one of the watched processes exits (whose log then says why).
+func waitFor(ctx context.Context, what string, interval time.Duration, procs []*process, check func(context.Context) (bool, error)) error {
+	var lastErr error
+	for {
+		for _, p := range procs {
+			if err := p.exited(); err != nil {
+				return fmt.Errorf("wait for %s: %w", what, err)
+			}
+		}
+		ok, err := check(ctx)
+		if ok {
+			return nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("wait for %s: %w (last error: %v)", what, ctx.Err(), lastErr)
+			}
+			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+}
+
+// errProcessGone tells a caller the process it asked about has ended.
+var errProcessGone = errors.New("process gone")
