@@ -671,4 +671,3 @@ func (c *Cluster) LogTail(name string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
-

@@ -86,10 +86,10 @@ func (l *Ledger) observe(obj any) {
 	manager, operation := approvedBy(plan.ManagedFields)
 	l.approvals = append(l.approvals, Approval{
 		Namespace: plan.Namespace, Name: plan.Name,
-		CSVNames:  append([]string(nil), plan.Spec.ClusterServiceVersionNames...),
-		Approval:  plan.Spec.Approval,
-		Manager:   manager, Operation: operation,
-		Seen:      time.Now(),
+		CSVNames: append([]string(nil), plan.Spec.ClusterServiceVersionNames...),
+		Approval: plan.Spec.Approval,
+		Manager:  manager, Operation: operation,
+		Seen: time.Now(),
 	})
 }
 
