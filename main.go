@@ -17,8 +17,10 @@ func main() {
 	switch command {
 	case "manager":
 		err = runManager(args)
+	case "render":
+		err = runRender(args, os.Stdin, os.Stdout, os.Stderr)
 	default:
-		err = fmt.Errorf("unknown command %q (known: manager)", command)
+		err = fmt.Errorf("unknown command %q (known: manager, render)", command)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgstack:", err)
