@@ -46,7 +46,10 @@ type PostgresStackReconciler struct {
 	Now func() time.Time
 
 	controller controller.Controller
-	cache      watchCache
+	manager    ctrl.Manager
+	// olmReader reads OLM's objects from a cache of their own, started once
+	// OLM's API is served (nil until then); see watches.go.
+	olmReader client.Reader
 	// watched records the kinds whose watches have started; OLM's and PGO's
 	// APIs may appear after the manager starts.
 	watchedMu sync.Mutex
@@ -87,7 +90,9 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.ensureWatches(ctx)
+	if err := r.ensureWatches(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	sc := &scope{stack: stack, obs: status.Observations{Generation: stack.Generation, Deleting: !stack.DeletionTimestamp.IsZero()}}
 	sc.obs.Cluster.Name = stack.Name

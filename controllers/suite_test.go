@@ -17,6 +17,7 @@ import (
 	"time"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -26,12 +27,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
-	"go.uber.org/zap/zapcore"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
@@ -59,7 +60,7 @@ func TestMain(m *testing.M) {
 	clock.Store(&now)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if err := startManager(ctx, &wg); err != nil {
+	if err := startManager(ctx, env, &wg); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		_ = env.Stop()
 		os.Exit(1)
@@ -80,12 +81,15 @@ func zapLevel() zapcore.Level {
 	return 10 // quiet unless asked
 }
 
-func startManager(ctx context.Context, wg *sync.WaitGroup) error {
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
+// startManager runs pgstack's manager against e until ctx ends.
+func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error {
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// Some tests run a second manager against a second API server.
+		Controller: config.Controller{SkipNameValidation: ptr(true)},
 	})
 	if err != nil {
 		return err
@@ -163,7 +167,7 @@ func (o *olm) resolve(sub *operatorsv1alpha1.Subscription, csvs ...string) *oper
 	ctx := context.Background()
 	plan := &operatorsv1alpha1.InstallPlan{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "install-", Namespace: o.ns},
-		Spec: operatorsv1alpha1.InstallPlanSpec{ClusterServiceVersionNames: csvs, Approval: operatorsv1alpha1.ApprovalManual},
+		Spec:       operatorsv1alpha1.InstallPlanSpec{ClusterServiceVersionNames: csvs, Approval: operatorsv1alpha1.ApprovalManual},
 	}
 	must(o.t, k8s.Create(ctx, plan))
 	plan.Status = operatorsv1alpha1.InstallPlanStatus{Phase: operatorsv1alpha1.InstallPlanPhaseRequiresApproval, CatalogSources: []string{}}

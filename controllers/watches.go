@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
@@ -29,9 +30,6 @@ import (
 // event on an OLM object finds the stacks it concerns without a full scan.
 const indexOperatorNamespace = "spec.operator.namespace"
 
-// watchCache is what dynamic watches need of the manager's cache.
-type watchCache = cache.Cache
-
 var olmSubscriptionGK = schema.GroupKind{Group: operatorsv1alpha1.GroupName, Kind: operatorsv1alpha1.SubscriptionKind}
 
 // The CRDs whose arrival lets a stalled stack go on.
@@ -43,16 +41,26 @@ var watchedCRDs = map[string]bool{
 	pgo.PostgresClusterCRD:                        true,
 }
 
-// CacheOptions keep the manager's memory flat as namespaces grow: copied CSVs
-// (one per namespace under an AllNamespaces OperatorGroup) never enter the
-// cache, InstallPlans are cached without the manifests they carry (PGO's CRD
-// alone is 1.4 MB), and managed fields are dropped everywhere.
+// CacheOptions are the manager's cache options: managed fields are dropped
+// from everything cached.
 func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// olmCacheOptions keep memory flat as namespaces grow: copied CSVs (one per
+// namespace under an AllNamespaces OperatorGroup) never enter the cache, and
+// InstallPlans are cached without the manifests they carry (PGO's CRD alone
+// is 1.4 MB). OLM's kinds live in a cache of their own because a label
+// selector per kind needs the kind served when the cache is made, and OLM
+// may be installed after pgstack.
+func olmCacheOptions(mgr ctrl.Manager) cache.Options {
 	notCopied, err := labels.NewRequirement(operatorsv1alpha1.CopiedLabelKey, selection.DoesNotExist, nil)
 	if err != nil {
 		panic(err)
 	}
 	return cache.Options{
+		Scheme:           mgr.GetScheme(),
+		Mapper:           mgr.GetRESTMapper(),
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&operatorsv1alpha1.ClusterServiceVersion{}: {
@@ -98,7 +106,7 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	r.cache = mgr.GetCache()
+	r.manager = mgr
 	r.watched = map[string]bool{}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Status writes (our own) do not wake a stack; spec changes, deletion
@@ -125,34 +133,43 @@ func (deletionStarted) Update(e event.UpdateEvent) bool {
 
 // ensureWatches starts the watches on OLM's and PGO's kinds once their APIs
 // are served.
-func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) {
+func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) error {
 	r.watchedMu.Lock()
 	defer r.watchedMu.Unlock()
 	if r.controller == nil {
-		return
+		return nil
 	}
 	log := logf.FromContext(ctx)
-	if !r.watched["olm"] && r.olmServed() {
+	if r.olmReader == nil && r.olmServed() {
+		olmCache, err := cache.New(r.manager.GetConfig(), olmCacheOptions(r.manager))
+		if err != nil {
+			return fmt.Errorf("create OLM cache: %w", err)
+		}
+		if err := r.manager.Add(olmCache); err != nil {
+			return fmt.Errorf("start OLM cache: %w", err)
+		}
 		toStacks := handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)
 		for _, obj := range []client.Object{&operatorsv1alpha1.Subscription{}, &operatorsv1alpha1.InstallPlan{},
 			&operatorsv1alpha1.ClusterServiceVersion{}, &operatorsv1.OperatorGroup{}} {
-			if err := r.controller.Watch(source.Kind(r.cache, obj, toStacks)); err != nil {
-				log.Error(err, "watch OLM kind", "kind", obj.GetObjectKind().GroupVersionKind())
-				return
+			if err := r.controller.Watch(source.Kind(olmCache, obj, toStacks)); err != nil {
+				return fmt.Errorf("watch OLM kind %T: %w", obj, err)
 			}
 		}
-		r.watched["olm"] = true
+		if !olmCache.WaitForCacheSync(ctx) {
+			return fmt.Errorf("OLM cache did not sync")
+		}
+		r.olmReader = olmCache
 		log.Info("watching OLM's Subscriptions, InstallPlans, CSVs and OperatorGroups")
 	}
 	if !r.watched["pgo"] && r.pgoServed() {
 		pc := pgo.NewPostgresCluster()
-		if err := r.controller.Watch(source.Kind[client.Object](r.cache, pc, handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
-			log.Error(err, "watch PostgresClusters")
-			return
+		if err := r.controller.Watch(source.Kind[client.Object](r.manager.GetCache(), pc, handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
+			return fmt.Errorf("watch PostgresClusters: %w", err)
 		}
 		r.watched["pgo"] = true
 		log.Info("watching PGO's PostgresClusters")
 	}
+	return nil
 }
 
 func (r *PostgresStackReconciler) olmServed() bool {

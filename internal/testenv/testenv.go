@@ -102,8 +102,18 @@ func OLMCRDs() []*apiextensionsv1.CustomResourceDefinition {
 	}
 }
 
+// Options change what Start installs.
+type Options struct {
+	// WithoutOLM leaves OLM's CRDs out, for suites that show pgstack waiting
+	// for OLM to be installed (they install OLMCRDs themselves).
+	WithoutOLM bool
+}
+
 // Start runs etcd and kube-apiserver and installs every CRD; Stop ends them.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(opts Options) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the suites with `make test`, which builds kube-apiserver and etcd into bin/")
@@ -116,12 +126,14 @@ func Start() (*Env, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,
-		CRDs:                  OLMCRDs(),
 		CRDDirectoryPaths: []string{
 			filepath.Join(RepoRoot(), "config", "crd", "bases"),
 			schema.Dir,
 		},
 		ErrorIfCRDPathMissing: true,
+	}
+	if !opts.WithoutOLM {
+		env.CRDs = OLMCRDs()
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{}
 	env.ControlPlane.Etcd.Configure().Set("max-request-bytes", etcdMaxRequestBytes)
