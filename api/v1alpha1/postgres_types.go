@@ -12,14 +12,14 @@ import (
 // Each field maps onto one of PGO's features; overrides reaches the rest.
 // Cross-field rules live here, where both sides of each rule are visible.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.instances) || !(has(self.replicas) || has(self.storage) || has(self.storageClass) || has(self.resources))",message="postgres.instances cannot be combined with the shorthands postgres.replicas, postgres.storage, postgres.storageClass or postgres.resources: describe every instance set in postgres.instances, or use only the shorthands"
-// +kubebuilder:validation:XValidation:rule="!has(self.syncReplication) || !self.syncReplication || (has(self.instances) ? (size(self.instances) > 1 || self.instances.exists(i, has(i.replicas) && i.replicas > 1)) : (has(self.replicas) && self.replicas > 1))",message="postgres.syncReplication needs at least two PostgreSQL instances: set postgres.replicas, or an instance set's replicas, to 2 or more"
-// +kubebuilder:validation:XValidation:rule="!(has(self.restore) && has(self.cloneFrom))",message="postgres.restore and postgres.cloneFrom cannot be used together: restore rewinds this cluster's own data, cloneFrom seeds a new cluster from another one"
-// +kubebuilder:validation:XValidation:rule="!(has(self.restore) && has(self.standby))",message="postgres.restore and postgres.standby cannot be used together: a standby follows another cluster and is not restored in place"
-// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",message="postgres.restore needs backups: postgres.backups.enabled must not be false"
-// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.restore.repoName) : self.restore.repoName == 'repo1')",message="postgres.restore.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
-// +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",message="postgres.standby.repoName needs backups: postgres.backups.enabled must not be false"
-// +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.standby.repoName) : self.standby.repoName == 'repo1')",message="postgres.standby.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
+// +kubebuilder:validation:XValidation:rule="!has(self.instances) || !(has(self.replicas) || has(self.storage) || has(self.storageClass) || has(self.resources))",fieldPath=".instances",message="postgres.instances cannot be combined with the shorthands postgres.replicas, postgres.storage, postgres.storageClass or postgres.resources: describe every instance set in postgres.instances, or use only the shorthands"
+// +kubebuilder:validation:XValidation:rule="!has(self.syncReplication) || !self.syncReplication || (has(self.instances) ? (size(self.instances) > 1 || self.instances.exists(i, has(i.replicas) && i.replicas > 1)) : (has(self.replicas) && self.replicas > 1))",fieldPath=".syncReplication",message="postgres.syncReplication needs at least two PostgreSQL instances: set postgres.replicas, or an instance set's replicas, to 2 or more"
+// +kubebuilder:validation:XValidation:rule="!(has(self.restore) && has(self.cloneFrom))",fieldPath=".cloneFrom",message="postgres.restore and postgres.cloneFrom cannot be used together: restore rewinds this cluster's own data, cloneFrom seeds a new cluster from another one"
+// +kubebuilder:validation:XValidation:rule="!(has(self.restore) && has(self.standby))",fieldPath=".standby",message="postgres.restore and postgres.standby cannot be used together: a standby follows another cluster and is not restored in place"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",fieldPath=".restore",message="postgres.restore needs backups: postgres.backups.enabled must not be false"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.restore.repoName) : self.restore.repoName == 'repo1')",fieldPath=".restore.repoName",message="postgres.restore.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
+// +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",fieldPath=".standby.repoName",message="postgres.standby.repoName needs backups: postgres.backups.enabled must not be false"
+// +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.standby.repoName) : self.standby.repoName == 'repo1')",fieldPath=".standby.repoName",message="postgres.standby.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
 type PostgresSpec struct {
 	// version is the major PostgreSQL version (11 to 18). It may only go
 	// up: PGO upgrades a major version in place (with a PGUpgrade) and an
@@ -251,7 +251,7 @@ type InstanceSet struct {
 }
 
 // Backups configures pgBackRest.
-// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || self.enabled || !has(self.repos)",message="postgres.backups.repos cannot be set while postgres.backups.enabled is false"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || self.enabled || !has(self.repos)",fieldPath=".repos",message="postgres.backups.repos cannot be set while postgres.backups.enabled is false"
 type Backups struct {
 	// enabled turns pgBackRest on (the default) or off.
 	// +kubebuilder:default=true
@@ -447,7 +447,7 @@ type Restore struct {
 
 // Standby makes the cluster a read-only follower.
 // +kubebuilder:validation:XValidation:rule="has(self.repoName) || has(self.host)",message="postgres.standby needs repoName (follow a pgBackRest repository), host (stream from a primary), or both"
-// +kubebuilder:validation:XValidation:rule="!has(self.port) || has(self.host)",message="postgres.standby.port needs postgres.standby.host"
+// +kubebuilder:validation:XValidation:rule="!has(self.port) || has(self.host)",fieldPath=".port",message="postgres.standby.port needs postgres.standby.host"
 type Standby struct {
 	// repoName is the repository to follow; it must be configured in
 	// postgres.backups.repos, pointing at the primary cluster's repository.
@@ -468,8 +468,8 @@ type Standby struct {
 
 // CloneFrom seeds a new cluster from existing data.
 // +kubebuilder:validation:XValidation:rule="has(self.clusterName) != has(self.repo)",message="postgres.cloneFrom needs exactly one of clusterName (clone a PostgresCluster's repository) or repo (clone a backup in a cloud repository)"
-// +kubebuilder:validation:XValidation:rule="has(self.clusterName) == has(self.repoName)",message="postgres.cloneFrom.repoName (the source cluster's repository) is required with clusterName, and only with it"
-// +kubebuilder:validation:XValidation:rule="!has(self.clusterNamespace) || has(self.clusterName)",message="postgres.cloneFrom.clusterNamespace needs postgres.cloneFrom.clusterName"
+// +kubebuilder:validation:XValidation:rule="has(self.clusterName) == has(self.repoName)",fieldPath=".repoName",message="postgres.cloneFrom.repoName (the source cluster's repository) is required with clusterName, and only with it"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterNamespace) || has(self.clusterName)",fieldPath=".clusterNamespace",message="postgres.cloneFrom.clusterNamespace needs postgres.cloneFrom.clusterName"
 // +kubebuilder:validation:XValidation:rule="has(self.repo) || !(has(self.stanza) || has(self.credentialsSecret) || has(self.global))",message="postgres.cloneFrom.stanza, credentialsSecret and global apply only to postgres.cloneFrom.repo"
 type CloneFrom struct {
 	// clusterName is the PostgresCluster to clone.
