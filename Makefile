@@ -9,7 +9,9 @@ SHELL := /usr/bin/env bash -o pipefail
 # Tool versions. Binaries land in versioned paths, so a bump rebuilds and
 # an unchanged version never does.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-KUSTOMIZE_VERSION ?= v5.8.3
+# v5.8.3 needs Go 1.27; v5.8.2 is the newest that builds with the Go in go.mod,
+# and config/config_test.go uses its kustomize/api (v0.21.2) to build the overlays.
+KUSTOMIZE_VERSION ?= v5.8.2
 # The wrapper modules under hack/ pin the versions; read them from there.
 KUBE_VERSION := $(shell sed -n 's|.*k8s.io/kubernetes \(v[0-9.]*\).*|\1|p' hack/kube/go.mod | head -1)
 ETCD_VERSION := $(shell sed -n 's|.*go.etcd.io/etcd/server/v3 \(v[0-9.]*\).*|\1|p' hack/etcd/go.mod | head -1)
