@@ -36,6 +36,8 @@ export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 export PGO_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/pgo/v5.8.9/crds)
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
+# How long `make test-fuzz` fuzzes the renderer.
+FUZZTIME ?= 20s
 
 .PHONY: all
 all: build
@@ -84,6 +86,10 @@ test: manifests generate test-bins cluster-bins ## Run every suite against a rea
 		echo ">> PostgresCluster schema: pgstack's own (test/crds/pgo-fallback); PGO's CRDs not found in $(PGO_CRDS_DIR)"; \
 	fi
 	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-fuzz
+test-fuzz: ## Fuzz the PostgresCluster renderer for FUZZTIME (default 20s); a failing input lands in internal/render/testdata/fuzz.
+	go test -run '^FuzzRender$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/render
 
 .PHONY: test-bins
 test-bins: $(KUBE_APISERVER) $(ETCD) ## Build the test API server and etcd (only when missing).
