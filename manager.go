@@ -72,11 +72,7 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := (&controllers.PostgresStackReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("pgstack"),
-	}).SetupWithManager(mgr); err != nil {
+	if err := controllers.NewReconciler(mgr).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -162,3 +162,12 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 
 // terminal marks an error that retrying cannot fix.
 func terminal(err error) error { return reconcile.TerminalError(err) }
+
+// NewReconciler wires a reconciler to mgr's client, reader and event recorder.
+func NewReconciler(mgr ctrl.Manager) *PostgresStackReconciler {
+	return &PostgresStackReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(FieldOwner),
+	}
+}

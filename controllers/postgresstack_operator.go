@@ -328,6 +328,8 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 	}
 	decision := policy.Decide(facts)
 	obs.Decision = &decision
+	logf.FromContext(ctx).V(1).Info("judged install plan", "installPlan", plan.Name, "csvs", plan.Spec.ClusterServiceVersionNames,
+		"verdict", decision.Verdict, "reason", decision.Reason, "stacks", policy.Describe(facts.Policies))
 	switch decision.Verdict {
 	case policy.Approve:
 		return r.approve(ctx, sc.stack, plan, decision)

@@ -94,12 +94,9 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error
 	if err != nil {
 		return err
 	}
-	if err := (&controllers.PostgresStackReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("pgstack"),
-		Now:       func() time.Time { return *clock.Load() },
-	}).SetupWithManager(mgr); err != nil {
+	r := controllers.NewReconciler(mgr)
+	r.Now = func() time.Time { return *clock.Load() }
+	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	wg.Add(1)

@@ -1,0 +1,355 @@
+// Package e2e runs pgstack's manager on the full local cluster: a real
+// control plane, real OLM resolving a real file-based catalog served by opm,
+// kwok nodes on which OLM's operator Deployment becomes Available, and the
+// pgo stand-in moving PostgresCluster status. Nothing here plays OLM's part.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/controllers"
+	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/cluster/catalog"
+	"github.com/pgstack/pgstack/test/ledger"
+	"github.com/pgstack/pgstack/test/standin"
+)
+
+var (
+	lc       *cluster.Cluster
+	k8s      client.Client
+	approved *ledger.Ledger
+)
+
+// A step of OLM's (resolve, install, upgrade) takes seconds on the local
+// cluster; this bounds each wait.
+const stepTimeout = 2 * time.Minute
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The catalog starts at 5.8.8; scenarios publish newer versions as a
+	// catalog update would.
+	pgoPackage, err := catalog.PGO(testenv.FindPGOSchema(), "5.8.7", "5.8.8")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "catalog:", err)
+		return 1
+	}
+	if os.Getenv("PGSTACK_TEST_LOG") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	}
+	lc, err = cluster.StartFull(ctx, cluster.Options{Packages: []catalog.Package{pgoPackage},
+		Logf: func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "local cluster:", err)
+		return 1
+	}
+	defer func() { _ = lc.Stop() }()
+	lc.StopOnSignal()
+	k8s = lc.Client
+	if approved, err = ledger.Start(ctx, lc.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := standin.Start(ctx, lc.Config, standin.Options{ReadyDelay: time.Second}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(lc.Config, ctrl.Options{Scheme: lc.Scheme, Cache: controllers.CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	if err := controllers.NewReconciler(mgr).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	return m.Run()
+}
+
+// The user document's journey, automated, on real OLM: adopt the hand-made
+// Subscription, install, share, refuse a conflict, upgrade within the range,
+// hold an upgrade for a person, refuse one outside the range, and delete
+// without losing the database.
+func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
+	ctx := context.Background()
+	// What `kubectl apply -f operatorhub.io/install/postgresql.yaml` leaves behind.
+	mine := &operatorsv1alpha1.Subscription{
+		ObjectMeta: metav1.ObjectMeta{Name: "my-postgresql", Namespace: "operators"},
+		Spec: &operatorsv1alpha1.SubscriptionSpec{Package: "postgresql", Channel: "v5", CatalogSource: "operatorhubio-catalog",
+			CatalogSourceNamespace: "olm", InstallPlanApproval: operatorsv1alpha1.ApprovalAutomatic},
+	}
+	must(t, k8s.Create(ctx, mine))
+
+	hippo := createStack(t, "team-a", "hippo", func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Operator.Versions = ">=5.8.0 <5.9.0"
+	})
+	t.Run("adopts the hand-made Subscription and installs through OLM", func(t *testing.T) {
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.8")
+		subs := subscriptions(t)
+		if len(subs) != 1 || subs[0].Name != "my-postgresql" || subs[0].Labels[controllers.ManagedLabel] != controllers.ManagedValue {
+			t.Fatalf("want my-postgresql adopted and alone, got %v", names(subs))
+		}
+		if k := kstatusOf(t, hippo); k != kstatus.CurrentStatus {
+			t.Errorf("kstatus of a Ready stack = %s, want Current", k)
+		}
+		csv := &operatorsv1alpha1.ClusterServiceVersion{}
+		must(t, k8s.Get(ctx, client.ObjectKey{Namespace: "operators", Name: "postgresoperator.v5.8.8"}, csv))
+		if csv.Status.Phase != operatorsv1alpha1.CSVPhaseSucceeded {
+			t.Errorf("CSV phase = %s, want Succeeded (by OLM's own install checks)", csv.Status.Phase)
+		}
+	})
+
+	zebra := createStack(t, "team-b", "zebra", nil)
+	t.Run("a second stack shares the Subscription", func(t *testing.T) {
+		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		if subs := subscriptions(t); len(subs) != 1 {
+			t.Fatalf("want one Subscription for two stacks, got %v", names(subs))
+		}
+	})
+
+	t.Run("a stack asking for another channel stalls and changes nothing", func(t *testing.T) {
+		lion := createStack(t, "team-c", "lion", func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Channel = "v6" })
+		waitCondition(t, lion, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonSubscriptionConflict, "team-a/hippo", `"v6"`)
+		if subs := subscriptions(t); len(subs) != 1 || subs[0].Spec.Channel != "v5" {
+			t.Fatalf("the conflicting stack changed the Subscription: %+v", subs[0].Spec)
+		}
+		must(t, k8s.Delete(ctx, lion))
+	})
+
+	t.Run("an upgrade published inside the range is approved", func(t *testing.T) {
+		must(t, lc.PublishVersion(ctx, "postgresql", "5.8.9"))
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
+		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
+	})
+
+	t.Run("an upgrade under Manual approval waits for a person", func(t *testing.T) {
+		update(t, hippo, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Operator.Approval = platformv1alpha1.ApprovalManual
+			s.Spec.Operator.Versions = ">=5.8.0 <5.9.1"
+		})
+		must(t, lc.PublishVersion(ctx, "postgresql", "5.9.0"))
+		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "ManualApprovalRequired", "5.9.0")
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		waitEvent(t, hippo, "ManualApprovalRequired")
+		plan := getStack(t, hippo).Status.Operator.InstallPlan
+		if !strings.Contains(c.Message, plan) {
+			t.Errorf("message %q should name install plan %s", c.Message, plan)
+		}
+		// A person approves it, as the user document describes (retrying
+		// when OLM wrote the plan in between, as kubectl edit would).
+		eventually(t, "a person approves "+plan, func() (bool, error) {
+			ip := &operatorsv1alpha1.InstallPlan{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: "operators", Name: plan}, ip); err != nil {
+				return false, err
+			}
+			ip.Spec.Approved = true
+			err := k8s.Update(ctx, ip, client.FieldOwner("a-person"))
+			return err == nil, client.IgnoreNotFound(ignoreConflict(err))
+		})
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+	})
+
+	t.Run("an upgrade outside the range is never approved", func(t *testing.T) {
+		update(t, hippo, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalAutomatic })
+		must(t, lc.PublishVersion(ctx, "postgresql", "5.9.1"))
+		waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "OutsideVersionRange", "5.9.1", "<5.9.1")
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+	})
+
+	t.Run("deleting with Retain leaves the database", func(t *testing.T) {
+		must(t, k8s.Delete(ctx, zebra, client.PropagationPolicy(metav1.DeletePropagationForeground)))
+		eventually(t, "zebra gone", func() (bool, error) {
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(zebra), &platformv1alpha1.PostgresStack{})
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		})
+		pc := pgo.NewPostgresCluster()
+		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(zebra), pc))
+		if !pc.GetDeletionTimestamp().IsZero() || len(pc.GetOwnerReferences()) != 0 {
+			t.Errorf("zebra's PostgresCluster after a foreground delete under Retain: deleting=%v owners=%v", pc.GetDeletionTimestamp(), pc.GetOwnerReferences())
+		}
+	})
+
+	t.Run("the ledger shows only approvals policy allowed", func(t *testing.T) {
+		for _, a := range approved.In("operators") {
+			switch {
+			case a.Manager == controllers.FieldOwner && len(a.CSVNames) == 1 && (a.CSVNames[0] == "postgresoperator.v5.8.8" || a.CSVNames[0] == "postgresoperator.v5.8.9"):
+			case a.Manager == "a-person" && len(a.CSVNames) == 1 && a.CSVNames[0] == "postgresoperator.v5.9.0":
+			case a.Approval == operatorsv1alpha1.ApprovalAutomatic && len(a.CSVNames) == 1 && a.CSVNames[0] == "postgresoperator.v5.8.8":
+				// OLM itself approved the first plan of the hand-made Automatic
+				// Subscription before pgstack adopted it, as it would anyway.
+			default:
+				t.Errorf("approval outside policy: %+v", a)
+			}
+		}
+		if len(approved.In("operators")) != 3 {
+			t.Errorf("want 3 approvals (5.8.8 and 5.8.9 by pgstack, 5.9.0 by a person), got %+v", approved.In("operators"))
+		}
+	})
+}
+
+// --- helpers ---------------------------------------------------------------
+
+func createStack(t *testing.T, ns, name string, change func(*platformv1alpha1.PostgresStack)) *platformv1alpha1.PostgresStack {
+	t.Helper()
+	if err := lc.CreateNamespace(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	s := &platformv1alpha1.PostgresStack{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if change != nil {
+		change(s)
+	}
+	must(t, k8s.Create(context.Background(), s))
+	return s
+}
+
+func update(t *testing.T, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {
+	t.Helper()
+	eventually(t, "update "+s.Name, func() (bool, error) {
+		got := getStack(t, s)
+		change(got)
+		err := k8s.Update(context.Background(), got)
+		if apierrors.IsConflict(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+func getStack(t *testing.T, s *platformv1alpha1.PostgresStack) *platformv1alpha1.PostgresStack {
+	t.Helper()
+	got := &platformv1alpha1.PostgresStack{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(s), got))
+	return got
+}
+
+func subscriptions(t *testing.T) []operatorsv1alpha1.Subscription {
+	t.Helper()
+	list := &operatorsv1alpha1.SubscriptionList{}
+	must(t, k8s.List(context.Background(), list, client.InNamespace("operators")))
+	var out []operatorsv1alpha1.Subscription
+	for _, s := range list.Items {
+		if s.Spec.Package == "postgresql" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func names(subs []operatorsv1alpha1.Subscription) []string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// waitCondition waits until the condition has status and reason ("" for any)
+// at the stack's generation, with every part in its message.
+func waitCondition(t *testing.T, s *platformv1alpha1.PostgresStack, condType string, status metav1.ConditionStatus, reason string, parts ...string) metav1.Condition {
+	t.Helper()
+	var last *metav1.Condition
+	var found metav1.Condition
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, stepTimeout, true, func(ctx context.Context) (bool, error) {
+		got := &platformv1alpha1.PostgresStack{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s), got); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, condType)
+		last = c
+		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || c.ObservedGeneration != got.Generation {
+			return false, nil
+		}
+		for _, p := range parts {
+			if !strings.Contains(c.Message, p) {
+				return false, nil
+			}
+		}
+		found = *c
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("stack %s/%s: want %s=%s %s mentioning %q; last %+v: %v\nolm: %s\ncatalog: %s", s.Namespace, s.Name, condType, status, reason, parts, last, err,
+			lc.LogTail("olm", 5), lc.LogTail("catalog", 5))
+	}
+	return found
+}
+
+func waitEvent(t *testing.T, s *platformv1alpha1.PostgresStack, reason string) {
+	t.Helper()
+	eventually(t, "event "+reason, func() (bool, error) {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), list, client.InNamespace(s.Namespace)); err != nil {
+			return false, err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == s.Name && e.Reason == reason {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func kstatusOf(t *testing.T, s *platformv1alpha1.PostgresStack) kstatus.Status {
+	t.Helper()
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(getStack(t, s))
+	must(t, err)
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+	must(t, err)
+	return res.Status
+}
+
+func eventually(t *testing.T, what string, check func() (bool, error)) {
+	t.Helper()
+	var lastErr error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, stepTimeout, true, func(context.Context) (bool, error) {
+		ok, err := check()
+		lastErr = err
+		return ok && err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, lastErr)
+	}
+}
+
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
