@@ -72,7 +72,7 @@ tidy: ## go mod tidy the main module and the wrapper modules under hack/.
 	for d in hack/*/; do (cd $$d && go mod tidy); done
 
 .PHONY: verify
-verify: manifests generate fmt vet tidy ## Regenerate, format, vet and tidy; fail if anything changed.
+verify: manifests generate bundle fmt vet tidy ## Regenerate, format, vet and tidy; fail if anything changed.
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "verify: the tree changed after regenerating; commit the result:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; \
@@ -109,6 +109,14 @@ demo: ## Show pgstack installing PGO through real OLM on a local cluster.
 	@echo "make demo: not available yet. It will build the local cluster (etcd, kube-apiserver, OLM, kwok nodes)," >&2
 	@echo "run the manager, apply config/samples' hippo stack and wait until it is Ready. Use 'make test' for now." >&2
 	@exit 1
+
+# pgstack's own OLM bundle: its version and the manager image it installs.
+VERSION ?= 0.1.0
+BUNDLE_MANAGER_IMG ?= pgstack/manager:v$(VERSION)
+
+.PHONY: bundle
+bundle: manifests ## Generate pgstack's OLM bundle in bundle/ (VERSION=..., BUNDLE_MANAGER_IMG=...).
+	go run ./cmd/bundlegen -version $(VERSION) -image $(BUNDLE_MANAGER_IMG)
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).
