@@ -89,7 +89,9 @@ type PostgresSpec struct {
 
 	// storageClass is the StorageClass of instance1's data volumes
 	// (shorthand; not with instances). Empty uses the cluster's default.
+	// It cannot change: a PersistentVolumeClaim's class is fixed.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="postgres.storageClass cannot change: a PersistentVolumeClaim's StorageClass is immutable (add an instance set on the new class instead)"
 	// +optional
 	StorageClass string `json:"storageClass,omitempty"`
 
@@ -237,7 +239,9 @@ type InstanceSet struct {
 	Storage *resource.Quantity `json:"storage,omitempty"`
 
 	// storageClass of the data volumes; empty uses the cluster's default.
+	// It cannot change: a PersistentVolumeClaim's class is fixed.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="postgres.instances[].storageClass cannot change: a PersistentVolumeClaim's StorageClass is immutable (add an instance set on the new class instead)"
 	// +optional
 	StorageClass string `json:"storageClass,omitempty"`
 
@@ -338,8 +342,10 @@ type VolumeRepo struct {
 	// +optional
 	Storage *resource.Quantity `json:"storage,omitempty"`
 
-	// storageClass of the volume; empty uses the cluster's default.
+	// storageClass of the volume; empty uses the cluster's default. It
+	// cannot change: a PersistentVolumeClaim's class is fixed.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="postgres.backups.repos[].volume.storageClass cannot change: a PersistentVolumeClaim's StorageClass is immutable"
 	// +optional
 	StorageClass string `json:"storageClass,omitempty"`
 }
