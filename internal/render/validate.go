@@ -11,11 +11,14 @@ import (
 	"github.com/pgstack/pgstack/api/v1alpha1"
 )
 
-// Validate checks a stack offline, without an API server, for the mistakes
-// the CRD's OpenAPI and CEL rules reject and the ones only the renderer can
-// see (an overrides that is not an object, pgBackRest settings written twice).
-// It is what `pgstack render` relies on for a stack read from a file; the
-// API server remains the authority for a stack it stores.
+// Validate checks a stack offline, without an API server: the cross-field
+// rules the CRD's CEL enforces (shorthands or instances, which repository a
+// restore or standby may name, restore with clone or standby, ...), the
+// ranges rendering depends on, and what only the renderer can see (overrides
+// that are not an object, pgBackRest settings written twice). It is what
+// `pgstack render` relies on for a stack read from a file. Field-local
+// patterns (cron shapes, name syntax) are left to the API server, which
+// remains the authority for a stack it stores.
 func Validate(stack *v1alpha1.PostgresStack) error {
 	if stack == nil {
 		return fmt.Errorf("no PostgresStack")
