@@ -105,10 +105,8 @@ run: manifests generate ## Run the manager against the current kube context.
 	go run . manager
 
 .PHONY: demo
-demo: ## Show pgstack installing PGO through real OLM on a local cluster.
-	@echo "make demo: not available yet. It will build the local cluster (etcd, kube-apiserver, OLM, kwok nodes)," >&2
-	@echo "run the manager, apply config/samples' hippo stack and wait until it is Ready. Use 'make test' for now." >&2
-	@exit 1
+demo: build cluster-bins ## Show pgstack installing PGO through real OLM on a local cluster (DEMO_EXIT=1 to exit when Ready).
+	go run ./test/demo -manager $(LOCALBIN)/manager
 
 # pgstack's own OLM bundle: its version and the manager image it installs.
 VERSION ?= 0.1.0

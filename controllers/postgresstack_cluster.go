@@ -27,6 +27,9 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	obs := &sc.obs.Cluster
 	if !r.pgoServed() {
 		obs.APIMissing = true
+		if r.apiPending(ctx, pgo.PostgresClusterCRD) {
+			sc.requeueAt(r.now().Add(apiRetry), r.now())
+		}
 		return nil
 	}
 	live, err := r.getPostgresCluster(ctx, sc.stack)

@@ -37,6 +37,9 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 	op := sc.stack.Spec.Operator
 	obs := &sc.obs.Operator
 	if r.olmReader == nil {
+		if r.apiPending(ctx, "subscriptions.operators.coreos.com") {
+			sc.requeueAt(r.now().Add(apiRetry), r.now())
+		}
 		obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonOLMNotInstalled,
 			Message: "OLM is not installed: the operators.coreos.com API (Subscription, InstallPlan, ClusterServiceVersion) is not served; install OLM and pgstack continues"}
 		return nil
@@ -332,7 +335,10 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 		"verdict", decision.Verdict, "reason", decision.Reason, "stacks", policy.Describe(facts.Policies))
 	switch decision.Verdict {
 	case policy.Approve:
-		return r.approve(ctx, sc.stack, plan, decision)
+		if err := r.approve(ctx, sc.stack, plan, decision); err != nil {
+			return err
+		}
+		obs.PlanPhase = "approved, OLM installs it"
 	case policy.Wait:
 		if !decision.RetryAt.IsZero() {
 			sc.requeueAt(decision.RetryAt, facts.Now)

@@ -19,8 +19,10 @@ var eventedConditions = []string{
 	platformv1alpha1.ConditionReady,
 }
 
-// recordTransitions emits one Event per condition whose status or reason
-// changed: Warning when it now needs a person, Normal otherwise.
+// recordTransitions emits the Events a person wants in `kubectl describe`:
+// each change of a component's status or reason (Warning when the operator
+// failed), an upgrade that starts or stops waiting, the stack becoming Ready
+// or losing it, and the stack stalling (Warning).
 func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.PostgresStack, before, after platformv1alpha1.PostgresStackStatus) {
 	for _, t := range eventedConditions {
 		now := meta.FindStatusCondition(after.Conditions, t)
@@ -28,23 +30,39 @@ func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.Post
 			continue
 		}
 		was := meta.FindStatusCondition(before.Conditions, t)
-		if was != nil && was.Status == now.Status && was.Reason == now.Reason {
-			continue
-		}
-		if was == nil && now.Status == metav1.ConditionFalse && t == platformv1alpha1.ConditionStalled {
-			continue // not stalled from the start: nothing to tell
-		}
+		statusChanged := was == nil || was.Status != now.Status
+		reasonChanged := statusChanged || was.Reason != now.Reason
 		eventType := corev1.EventTypeNormal
-		if (t == platformv1alpha1.ConditionStalled && now.Status == metav1.ConditionTrue) ||
-			(t != platformv1alpha1.ConditionStalled && now.Status == metav1.ConditionFalse && now.Reason == platformv1alpha1.ReasonCSVFailed) {
-			eventType = corev1.EventTypeWarning
-		}
-		if t == platformv1alpha1.ConditionUpgradeApproved && now.Status == metav1.ConditionFalse {
-			verdict := policy.Wait
-			if now.Reason == policy.ReasonOutsideVersionRange || now.Reason == policy.ReasonForeignCSV || now.Reason == policy.ReasonUnknownVersion {
-				verdict = policy.Refuse
+		switch t {
+		case platformv1alpha1.ConditionOperatorInstalled, platformv1alpha1.ConditionClusterReady:
+			if !reasonChanged {
+				continue
 			}
-			approvals.WithLabelValues(string(verdict)).Inc()
+			if now.Reason == platformv1alpha1.ReasonCSVFailed {
+				eventType = corev1.EventTypeWarning
+			}
+		case platformv1alpha1.ConditionUpgradeApproved:
+			// Waiting starts or ends (or waits for another reason); the first True is no news.
+			if (was == nil && now.Status == metav1.ConditionTrue) || (!reasonChanged || (!statusChanged && now.Status == metav1.ConditionTrue)) {
+				continue
+			}
+			if now.Status == metav1.ConditionFalse {
+				verdict := policy.Wait
+				if now.Reason == policy.ReasonOutsideVersionRange || now.Reason == policy.ReasonForeignCSV || now.Reason == policy.ReasonUnknownVersion {
+					verdict = policy.Refuse
+				}
+				approvals.WithLabelValues(string(verdict)).Inc()
+			}
+		case platformv1alpha1.ConditionReady:
+			// Becoming Ready, or losing it; not every step of getting there.
+			if !statusChanged || (was == nil && now.Status != metav1.ConditionTrue) || (was != nil && was.Status != metav1.ConditionTrue && now.Status != metav1.ConditionTrue) {
+				continue
+			}
+		case platformv1alpha1.ConditionStalled:
+			if now.Status != metav1.ConditionTrue || !reasonChanged {
+				continue
+			}
+			eventType = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(stack, nil, eventType, now.Reason, t, "%s is %s: %s", t, now.Status, now.Message)
 	}

@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
@@ -171,6 +173,18 @@ func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) error {
 	}
 	return nil
 }
+
+// apiPending reports whether a CRD exists that its API server does not serve
+// yet: discovery follows a CRD's Established condition by a moment, and no
+// further CRD event comes to say it caught up, so the caller looks again soon.
+func (r *PostgresStackReconciler) apiPending(ctx context.Context, crd string) bool {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	return r.Get(ctx, client.ObjectKey{Name: crd}, meta) == nil
+}
+
+// apiRetry is how soon a stack looks again at an API that is about to be served.
+const apiRetry = 2 * time.Second
 
 func (r *PostgresStackReconciler) olmServed() bool {
 	_, err := r.RESTMapper().RESTMapping(olmSubscriptionGK, operatorsv1alpha1.SchemeGroupVersion.Version)
