@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -44,8 +45,13 @@ func build(t *testing.T, dir string) objects {
 	}
 	var out objects
 	for _, r := range resources.Resources() {
-		m, err := r.Map()
+		// Through JSON, so numbers are int64 or float64 as the API machinery expects.
+		data, err := r.MarshalJSON()
 		if err != nil {
+			t.Fatalf("kustomize build %s: %s: %v", dir, r.CurId(), err)
+		}
+		var m map[string]any
+		if err := utiljson.Unmarshal(data, &m); err != nil {
 			t.Fatalf("kustomize build %s: %s: %v", dir, r.CurId(), err)
 		}
 		out.all = append(out.all, m)
