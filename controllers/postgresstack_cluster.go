@@ -28,7 +28,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	if !r.pgoServed() {
 		obs.APIMissing = true
 		if r.apiPending(ctx, pgo.PostgresClusterCRD) {
-			sc.requeueAt(r.now().Add(apiRetry), r.now())
+			return errAPIPending
 		}
 		return nil
 	}

@@ -90,7 +90,7 @@ func (r *PostgresStackReconciler) orphan(ctx context.Context, stack *platformv1a
 // asks for it and no other stack installs the same package there.
 func (r *PostgresStackReconciler) removeOperatorIfUnused(ctx context.Context, stack *platformv1alpha1.PostgresStack) error {
 	op := stack.Spec.Operator
-	if op.Removal != platformv1alpha1.RemovalDeleteIfUnused || r.olmReader == nil {
+	if op.Removal != platformv1alpha1.RemovalDeleteIfUnused || r.olm() == nil {
 		return nil
 	}
 	users, err := r.stacksUsing(ctx, op.Namespace, op.Package)

@@ -36,12 +36,12 @@ const DefaultOperatorGroup = "pgstack-global-operators"
 func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *scope) error {
 	op := sc.stack.Spec.Operator
 	obs := &sc.obs.Operator
-	if r.olmReader == nil {
-		if r.apiPending(ctx, "subscriptions.operators.coreos.com") {
-			sc.requeueAt(r.now().Add(apiRetry), r.now())
-		}
+	if r.olm() == nil {
 		obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonOLMNotInstalled,
 			Message: "OLM is not installed: the operators.coreos.com API (Subscription, InstallPlan, ClusterServiceVersion) is not served; install OLM and pgstack continues"}
+		if r.apiPending(ctx, "subscriptions.operators.coreos.com") {
+			return errAPIPending
+		}
 		return nil
 	}
 	if op.Versions != "" {
@@ -71,7 +71,7 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 	}
 	if sub.Status.InstalledCSV != "" {
 		csv := &operatorsv1alpha1.ClusterServiceVersion{}
-		err := r.olmReader.Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: sub.Status.InstalledCSV}, csv)
+		err := r.olm().Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: sub.Status.InstalledCSV}, csv)
 		switch {
 		case apierrors.IsNotFound(err):
 			obs.CSVPhase, obs.CSVMessage = "", "the CSV does not exist yet"
@@ -126,7 +126,7 @@ func (r *PostgresStackReconciler) ensureNamespace(ctx context.Context, name stri
 func (r *PostgresStackReconciler) ensureOperatorGroup(ctx context.Context, stack *platformv1alpha1.PostgresStack) (*status.Problem, error) {
 	ns := stack.Spec.Operator.Namespace
 	groups := &operatorsv1.OperatorGroupList{}
-	if err := r.olmReader.List(ctx, groups, client.InNamespace(ns)); err != nil {
+	if err := r.olm().List(ctx, groups, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("list OperatorGroups in %s: %w", ns, err)
 	}
 	switch len(groups.Items) {
@@ -213,7 +213,7 @@ func subscriptionMismatch(sub *operatorsv1alpha1.Subscription, op platformv1alph
 
 func (r *PostgresStackReconciler) subscriptionsFor(ctx context.Context, namespace, pkg string) ([]*operatorsv1alpha1.Subscription, error) {
 	list := &operatorsv1alpha1.SubscriptionList{}
-	if err := r.olmReader.List(ctx, list, client.InNamespace(namespace)); err != nil {
+	if err := r.olm().List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("list Subscriptions in %s: %w", namespace, err)
 	}
 	var out []*operatorsv1alpha1.Subscription
@@ -314,7 +314,7 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 	obs := &sc.obs.Operator
 	ref := sub.Status.InstallPlanRef
 	plan := &operatorsv1alpha1.InstallPlan{}
-	if err := r.olmReader.Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, plan); err != nil {
+	if err := r.olm().Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, plan); err != nil {
 		if apierrors.IsNotFound(err) {
 			obs.PlanPhase = ""
 			return nil
@@ -370,7 +370,7 @@ func (r *PostgresStackReconciler) planFacts(ctx context.Context, stack *platform
 		facts.Policies = []policy.StackPolicy{stackPolicy(stack)}
 	}
 	neighbours := &operatorsv1alpha1.SubscriptionList{}
-	if err := r.olmReader.List(ctx, neighbours, client.InNamespace(sub.Namespace)); err != nil {
+	if err := r.olm().List(ctx, neighbours, client.InNamespace(sub.Namespace)); err != nil {
 		return policy.Facts{}, fmt.Errorf("list Subscriptions in %s: %w", sub.Namespace, err)
 	}
 	for _, n := range neighbours.Items {

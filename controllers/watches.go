@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
@@ -183,8 +183,9 @@ func (r *PostgresStackReconciler) apiPending(ctx context.Context, crd string) bo
 	return r.Get(ctx, client.ObjectKey{Name: crd}, meta) == nil
 }
 
-// apiRetry is how soon a stack looks again at an API that is about to be served.
-const apiRetry = 2 * time.Second
+// errAPIPending is transient: the stack is retried with backoff until
+// discovery serves the CRD's API.
+var errAPIPending = errors.New("a CRD exists whose API is not served yet; retrying")
 
 func (r *PostgresStackReconciler) olmServed() bool {
 	_, err := r.RESTMapper().RESTMapping(olmSubscriptionGK, operatorsv1alpha1.SchemeGroupVersion.Version)
@@ -230,4 +231,13 @@ func requests(list *platformv1alpha1.PostgresStackList) []reconcile.Request {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 	}
 	return out
+}
+
+// olm is the reader of OLM's cache, nil until OLM's API is served. It is
+// read under the lock ensureWatches sets it under, so that reconciles may run
+// concurrently.
+func (r *PostgresStackReconciler) olm() client.Reader {
+	r.watchedMu.Lock()
+	defer r.watchedMu.Unlock()
+	return r.olmReader
 }
