@@ -80,6 +80,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// APIServerArgs are extra kube-apiserver flags, such as the audit log
+	// test/bench counts the manager's writes with.
+	APIServerArgs []string
 }
 
 // Cluster is a running local cluster.
@@ -233,7 +236,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(port)
-	p, err := c.run("kube-apiserver", c.bins.apiserver, []string{
+	p, err := c.run("kube-apiserver", c.bins.apiserver, append([]string{
 		"--etcd-servers", c.etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(port),
@@ -249,7 +252,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		// Loopback cannot be the kubernetes Service's endpoint, and nothing
 		// in this cluster runs in a pod that would call it.
 		"--endpoint-reconciler-type", "none",
-	}, nil)
+	}, c.opts.APIServerArgs...), nil)
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
