@@ -50,7 +50,10 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				return fmt.Errorf("set owner of PostgresCluster %s: %w", desired.GetName(), err)
 			}
 		}
-		if live == nil || !Contains(live.Object, desired.Object) {
+		// Apply when the live object lacks what we would apply, or when its
+		// ownership disagrees with deletionPolicy (a switch to Retain must drop
+		// the owner reference at once, not at deletion).
+		if live == nil || !Contains(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			if err := r.apply(ctx, desired); err != nil {
 				if apierrors.IsInvalid(err) {
 					obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "PGO rejects the PostgresCluster: " + err.Error()}
@@ -89,4 +92,14 @@ func (r *PostgresStackReconciler) getPostgresCluster(ctx context.Context, stack 
 // taking back fields someone else changed and leaving fields we do not set alone.
 func (r *PostgresStackReconciler) apply(ctx context.Context, obj *unstructured.Unstructured) error {
 	return r.Patch(ctx, obj.DeepCopy(), client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// ownedBy reports whether obj carries an owner reference to the stack.
+func ownedBy(obj client.Object, stack *platformv1alpha1.PostgresStack) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == stack.UID {
+			return true
+		}
+	}
+	return false
 }

@@ -104,6 +104,7 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return // released: the stack is gone or going, nothing to report on
 		}
 		if err := r.patchStatus(ctx, sc); err != nil {
+			reconcileErrors.WithLabelValues("status").Inc()
 			log.Error(err, "patch status")
 			if retErr == nil {
 				retErr = err
@@ -115,7 +116,11 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}()
 
 	if sc.obs.Deleting {
-		return ctrl.Result{}, r.reconcileDelete(ctx, sc)
+		if err := r.reconcileDelete(ctx, sc); err != nil {
+			reconcileErrors.WithLabelValues("delete").Inc()
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, nil
 	}
 	if !controllerutil.ContainsFinalizer(stack, Finalizer) {
 		patch := client.MergeFrom(stack.DeepCopy())

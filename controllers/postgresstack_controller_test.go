@@ -381,3 +381,22 @@ func touch(t *testing.T, s *platformv1alpha1.PostgresStack) {
 		return err == nil, ignoreConflict(err)
 	})
 }
+
+func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete
+	}))
+	o.installFirst(pkg, csv5_8_9)
+	eventually(t, "the stack owns its PostgresCluster under Delete", func() (bool, error) {
+		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 1, nil
+	})
+	got := getStack(t, stack)
+	got.Spec.DeletionPolicy = platformv1alpha1.DeletionRetain
+	must(t, k8s.Update(context.Background(), got))
+	// From now on a foreground delete of the stack cannot reach the database.
+	eventually(t, "no owner reference under Retain", func() (bool, error) {
+		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 0, nil
+	})
+}

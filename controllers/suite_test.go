@@ -318,7 +318,7 @@ func waitCondition(t *testing.T, s *platformv1alpha1.PostgresStack, condType str
 	t.Helper()
 	var last *metav1.Condition
 	var found metav1.Condition
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, waitBound, true, func(ctx context.Context) (bool, error) {
 		got := &platformv1alpha1.PostgresStack{}
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s), got); err != nil {
 			return false, err
@@ -385,7 +385,7 @@ func getPostgresCluster(t *testing.T, ns, name string) *unstructured.Unstructure
 func eventually(t *testing.T, what string, check func() (bool, error)) {
 	t.Helper()
 	var lastErr error
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, waitBound, true, func(context.Context) (bool, error) {
 		ok, err := check()
 		lastErr = err
 		return ok && err == nil, nil
@@ -430,3 +430,7 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// waitBound bounds every wait. Passing waits take well under a second; the
+// bound is generous because CI's two cores also build and run other suites.
+const waitBound = 90 * time.Second
