@@ -308,6 +308,8 @@ func (c *Cluster) installCRDs() error {
 		Scheme: c.Scheme,
 		CRDs:   testenv.OLMCRDs(),
 		Paths:  paths,
+		// envtest's 10 s default is short for a shared 2-core machine.
+		MaxTime: time.Minute,
 	})
 	if err != nil {
 		return fmt.Errorf("install CRDs: %w", err)
