@@ -193,7 +193,9 @@ type ClusterStatus struct {
 
 // PostgresStackStatus is what pgstack observed.
 type PostgresStackStatus struct {
-	// observedGeneration is the generation the status describes.
+	// observedGeneration is the generation the status describes; -1 until
+	// pgstack first reports.
+	// +kubebuilder:default=-1
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -229,6 +231,10 @@ type PostgresStack struct {
 
 	// +optional
 	Spec PostgresStackSpec `json:"spec,omitempty"`
+	// status is what pgstack observed. Until pgstack first reports, it reads
+	// as observedGeneration -1, so that kstatus (Flux) and Argo CD see a new
+	// stack as in progress rather than as current.
+	// +kubebuilder:default={}
 	// +optional
 	Status PostgresStackStatus `json:"status,omitempty"`
 }

@@ -12,7 +12,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -88,6 +90,18 @@ func TestPostgresStackRoundTripsWithOperatorHubDefaults(t *testing.T) {
 	}
 	if got.Spec.DeletionPolicy != platformv1alpha1.DeletionRetain {
 		t.Errorf("deletionPolicy defaulted to %q, want Retain", got.Spec.DeletionPolicy)
+	}
+	// Before pgstack reports, status reads as not yet observed, so that
+	// kstatus (Flux) does not take a brand-new stack for a current one.
+	if got.Status.ObservedGeneration != -1 {
+		t.Errorf("status.observedGeneration of a new stack = %d, want -1", got.Status.ObservedGeneration)
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj}); err != nil || res.Status != kstatus.InProgressStatus {
+		t.Errorf("kstatus of a new stack = %v (%v), want InProgress", res, err)
 	}
 
 	got.Status.ObservedGeneration = got.Generation
