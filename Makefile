@@ -108,6 +108,12 @@ run: manifests generate ## Run the manager against the current kube context.
 demo: build cluster-bins ## Show pgstack installing PGO through real OLM on a local cluster (DEMO_EXIT=1 to exit when Ready).
 	go run ./test/demo -manager $(LOCALBIN)/manager
 
+# STACKS (default 1000) stacks against a bare client on the full local cluster,
+# in two rounds (STACKS/10 and STACKS); IDLE (default 60s) of steady state.
+.PHONY: bench
+bench: build cluster-bins ## Measure pgstack against the design's numbers on the local cluster (STACKS=1000, IDLE=60s); writes bench/results.json.
+	go run ./test/bench -manager $(LOCALBIN)/manager
+
 # pgstack's own OLM bundle: its version and the manager image it installs.
 VERSION ?= 0.1.0
 BUNDLE_MANAGER_IMG ?= pgstack/manager:v$(VERSION)

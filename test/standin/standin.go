@@ -37,6 +37,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -74,6 +75,8 @@ type Options struct {
 	// ReadyDelay is how long an instance set takes to become ready after the
 	// stand-in first sees a generation (default 0).
 	ReadyDelay time.Duration
+	// Workers is how many PostgresClusters it moves at once (default 1).
+	Workers int
 }
 
 func (o *Options) defaults() {
@@ -119,6 +122,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) error {
 func SetupWithManager(mgr manager.Manager, opts Options) error {
 	opts.defaults()
 	r := &reconciler{client: mgr.GetClient(), opts: opts, firstSeen: map[types.UID]seen{}}
+	skipNameValidation := true
 	pc := &unstructured.Unstructured{}
 	pc.SetGroupVersionKind(PostgresClusterGVK)
 	isPGOCSV := predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -128,6 +132,8 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		Named("pgo-standin").
 		For(pc).
 		Watches(&operatorsv1alpha1.ClusterServiceVersion{}, handler.EnqueueRequestsFromMapFunc(r.everyCluster), builder.WithPredicates(isPGOCSV)).
+		// One process may start a stand-in per cluster (test/bench does, a round each).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skipNameValidation}).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("pgo stand-in: set up controller: %w", err)

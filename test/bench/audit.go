@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// The kube-apiserver's audit log is how the bench counts the manager's
+// writes by resource: a policy that records, at Metadata level, only the
+// write verbs of the manager's ServiceAccount (so logging costs nothing for
+// the baseline's client, the stand-in or OLM).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+- level: Metadata
+  users: ["` + managerUser + `"]
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`
+
+// writesSource says, in the output, where writes_per_stack comes from.
+const writesSource = "kube-apiserver audit log: create/update/patch/delete requests by the manager's ServiceAccount (" + managerUser + "), by resource; events included"
+
+// auditArgs writes the policy into dir and returns the kube-apiserver flags
+// that log to dir/audit.log.
+func auditArgs(dir string) ([]string, string, error) {
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
+		return nil, "", fmt.Errorf("write the audit policy: %w", err)
+	}
+	logPath := filepath.Join(dir, "audit.log")
+	return []string{"--audit-policy-file=" + policy, "--audit-log-path=" + logPath, "--audit-log-format=json", "--audit-log-mode=blocking"}, logPath, nil
+}
+
+// writeCounts are writes by resource ("postgresstacks/status", "events", …).
+type writeCounts map[string]float64
+
+func (w writeCounts) total() float64 {
+	var t float64
+	for _, n := range w {
+		t += n
+	}
+	return t
+}
+
+func (w writeCounts) minus(before writeCounts) writeCounts {
+	out := writeCounts{}
+	for k, n := range w {
+		if d := n - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func (w writeCounts) String() string {
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %g", k, w[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// auditLog reads the audit log as it grows, keeping running totals.
+type auditLog struct {
+	path   string
+	offset int64
+	counts writeCounts
+}
+
+type auditEvent struct {
+	Stage     string `json:"stage"`
+	Verb      string `json:"verb"`
+	ObjectRef *struct {
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+}
+
+// read counts the complete lines written since the last read and returns
+// the running totals.
+func (a *auditLog) read() (writeCounts, error) {
+	if a.counts == nil {
+		a.counts = writeCounts{}
+	}
+	f, err := os.Open(a.path)
+	if os.IsNotExist(err) {
+		return a.snapshot(), nil // nothing logged yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the audit log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(a.offset, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seek in the audit log: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
+	}
+	// A line still being written waits for the next read.
+	end := bytes.LastIndexByte(data, '\n')
+	if end < 0 {
+		return a.snapshot(), nil
+	}
+	for _, line := range bytes.Split(data[:end], []byte{'\n'}) {
+		var ev auditEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return nil, fmt.Errorf("decode audit event %q: %w", line, err)
+		}
+		if ev.Stage != "ResponseComplete" || ev.ObjectRef == nil {
+			continue
+		}
+		resource := ev.ObjectRef.Resource
+		if ev.ObjectRef.Subresource != "" {
+			resource += "/" + ev.ObjectRef.Subresource
+		}
+		a.counts[resource]++
+	}
+	a.offset += int64(end + 1)
+	return a.snapshot(), nil
+}
+
+func (a *auditLog) snapshot() writeCounts {
+	out := writeCounts{}
+	for k, n := range a.counts {
+		out[k] = n
+	}
+	return out
+}

@@ -1,0 +1,241 @@
+// Command bench measures pgstack against the numbers in the design
+// ("Numbers we hold ourselves to") on the full local cluster: real control
+// plane, real OLM copying PGO's CSV into every namespace, kwok nodes, the pgo
+// stand-in, and the manager binary as its own process.
+//
+//	make bench                       (STACKS=1000, IDLE=60s)
+//	STACKS=100 IDLE=10s make bench
+//
+// It runs two rounds, at STACKS/10 and STACKS, each on a fresh cluster, and
+// in each round:
+//  1. creates a namespace per stack (plus one per waiting stack);
+//  2. creates STACKS/10 stacks before PGO is installed: the manager
+//     subscribes and approves, and the bench times, from its own watches,
+//     PGO's CSV turning Succeeded to each waiting stack's PostgresCluster
+//     being added (csv_to_cluster);
+//  3. baseline: a bare client creates the PostgresClusters pgstack renders
+//     for the same stacks and awaits the stand-in's readiness;
+//  4. pgstack: creates the stacks and awaits Ready=True on each, counting
+//     the manager's writes in the API server's audit log;
+//  5. waits for OLM to copy PGO's CSV into every namespace;
+//  6. counts the manager's writes and reconciles over IDLE of steady state;
+//  7. reads the manager's peak RSS.
+//
+// It prints the figures side by side and writes them to bench/results.json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// Config shapes one bench run.
+type Config struct {
+	// Manager is the pgstack manager binary.
+	Manager string
+	// ManagerArgs are extra manager flags.
+	ManagerArgs []string
+	// Rounds are the stack counts, one fresh cluster each.
+	Rounds []int
+	// Idle is the steady-state window.
+	Idle time.Duration
+	// PhaseTimeout bounds each wait for readiness.
+	PhaseTimeout time.Duration
+	// CopyTimeout bounds the wait for OLM's copied CSVs.
+	CopyTimeout time.Duration
+	// Out receives progress and the table.
+	Out io.Writer
+}
+
+// Results are what bench/results.json holds.
+type Results struct {
+	When         time.Time `json:"when"`
+	Machine      Machine   `json:"machine"`
+	WritesSource string    `json:"writes_source"`
+	Rounds       []Round   `json:"rounds"`
+	Goals        []Goal    `json:"goals"`
+}
+
+// Machine is where the figures were measured.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	MemoryGiB float64 `json:"memory_gib"`
+	GoVersion string  `json:"go_version"`
+}
+
+// Round holds one round's figures.
+type Round struct {
+	Stacks        int `json:"stacks"`
+	WaitingStacks int `json:"waiting_stacks"`
+	Namespaces    int `json:"namespaces"`
+	CopiedCSVs    int `json:"copied_csvs"`
+
+	SecondsToAllReady float64 `json:"seconds_to_all_ready"`
+	BaselineSeconds   float64 `json:"baseline_seconds"`
+	RatioToBaseline   float64 `json:"ratio_to_baseline"`
+
+	WritesPerStack           float64            `json:"writes_per_stack"`
+	WritesPerStackByResource map[string]float64 `json:"writes_per_stack_by_resource"`
+	// ClientWritesPerStack is the manager's own count (rest_client_requests_total), a cross-check.
+	ClientWritesPerStack float64 `json:"client_writes_per_stack"`
+	ReconcilesPerStack   float64 `json:"reconciles_per_stack"`
+
+	IdleSeconds          float64 `json:"idle_seconds"`
+	IdleWritesPerMin     float64 `json:"idle_writes_per_min"`
+	IdleReconcilesPerMin float64 `json:"idle_reconciles_per_min"`
+	// IdleChanges are changes, by kind, to what the manager watches during the window.
+	IdleChanges map[string]float64 `json:"idle_changes"`
+
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+
+	// InstallSeconds is from the first waiting stack to PGO's CSV Succeeded.
+	InstallSeconds        float64 `json:"install_seconds"`
+	CSVToClusterP50ms     float64 `json:"csv_to_cluster_p50_ms"`
+	CSVToClusterP99ms     float64 `json:"csv_to_cluster_p99_ms"`
+	CSVToClusterMaxms     float64 `json:"csv_to_cluster_max_ms"`
+	WaitingWritesPerStack float64 `json:"waiting_writes_per_stack"`
+
+	RoundSeconds float64 `json:"round_seconds"`
+}
+
+// Goal is one of the design's numbers, judged on the largest round.
+type Goal struct {
+	Figure string  `json:"figure"`
+	Goal   string  `json:"goal"`
+	Value  float64 `json:"value"`
+	Met    bool    `json:"met"`
+}
+
+// Run runs every round and prints the table; it returns the results even
+// when a later round fails, with the error.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	// The stand-in logs through controller-runtime; the bench prints progress itself.
+	ctrllog.SetLogger(logr.Discard())
+	say := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	res := &Results{When: time.Now().UTC().Truncate(time.Second), Machine: machine(), WritesSource: writesSource}
+	for _, n := range cfg.Rounds {
+		r, err := runRound(ctx, cfg, n, say)
+		if err != nil {
+			return res, err
+		}
+		res.Rounds = append(res.Rounds, r)
+	}
+	res.Goals = goals(res.Rounds[len(res.Rounds)-1])
+	printTable(cfg.Out, res)
+	return res, nil
+}
+
+func goals(r Round) []Goal {
+	return []Goal{
+		{"ratio_to_baseline", "≤ 1.5", r.RatioToBaseline, r.RatioToBaseline <= 1.5},
+		{"writes_per_stack", "≤ 4", r.WritesPerStack, r.WritesPerStack <= 4},
+		{"idle_writes_per_min", "0", r.IdleWritesPerMin, r.IdleWritesPerMin == 0},
+		{"idle_reconciles_per_min", "0", r.IdleReconcilesPerMin, r.IdleReconcilesPerMin == 0},
+		{"peak_rss_mib", "< 100", r.PeakRSSMiB, r.PeakRSSMiB < 100},
+		{"csv_to_cluster_p99_ms", "< 100", r.CSVToClusterP99ms, r.CSVToClusterP99ms < 100},
+	}
+}
+
+func printTable(out io.Writer, res *Results) {
+	fmt.Fprintf(out, "\npgstack bench, %d CPUs, %.0f GiB; writes: %s\n\n", res.Machine.CPUs, res.Machine.MemoryGiB, res.WritesSource)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, value func(Round) string, goal string) {
+		cells := []string{name}
+		for _, r := range res.Rounds {
+			cells = append(cells, value(r))
+		}
+		cells = append(cells, goal)
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	f := func(format string, get func(Round) float64) func(Round) string {
+		return func(r Round) string { return fmt.Sprintf(format, get(r)) }
+	}
+	row("figure", func(r Round) string { return fmt.Sprintf("N=%d", r.Stacks) }, "goal")
+	row("namespaces / copied CSVs", func(r Round) string { return fmt.Sprintf("%d / %d", r.Namespaces, r.CopiedCSVs) }, "")
+	row("seconds_to_all_ready", f("%.2f", func(r Round) float64 { return r.SecondsToAllReady }), "")
+	row("baseline_seconds", f("%.2f", func(r Round) float64 { return r.BaselineSeconds }), "")
+	row("ratio_to_baseline", f("%.2f", func(r Round) float64 { return r.RatioToBaseline }), "≤ 1.5")
+	row("ms per stack, pgstack", f("%.1f", func(r Round) float64 { return 1000 * r.SecondsToAllReady / float64(r.Stacks) }), "")
+	row("ms per stack, baseline", f("%.1f", func(r Round) float64 { return 1000 * r.BaselineSeconds / float64(r.Stacks) }), "")
+	row("writes_per_stack", f("%.2f", func(r Round) float64 { return r.WritesPerStack }), "≤ 4")
+	for _, resource := range resources(res.Rounds) {
+		row("  "+resource, f("%.2f", func(r Round) float64 { return r.WritesPerStackByResource[resource] }), "")
+	}
+	row("  (manager's own count)", f("%.2f", func(r Round) float64 { return r.ClientWritesPerStack }), "")
+	row("reconciles per stack", f("%.2f", func(r Round) float64 { return r.ReconcilesPerStack }), "")
+	row("idle_writes_per_min", f("%.1f", func(r Round) float64 { return r.IdleWritesPerMin }), "0")
+	row("idle_reconciles_per_min", f("%.1f", func(r Round) float64 { return r.IdleReconcilesPerMin }), "0")
+	row("peak_rss_mib", f("%.1f", func(r Round) float64 { return r.PeakRSSMiB }), "< 100")
+	row("waiting stacks", func(r Round) string { return fmt.Sprint(r.WaitingStacks) }, "")
+	row("install seconds (stack → CSV Succeeded)", f("%.1f", func(r Round) float64 { return r.InstallSeconds }), "")
+	row("csv_to_cluster_p50_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterP50ms }), "")
+	row("csv_to_cluster_p99_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterP99ms }), "< 100")
+	row("csv_to_cluster_max_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterMaxms }), "")
+	row("writes per waiting stack", f("%.2f", func(r Round) float64 { return r.WaitingWritesPerStack }), "")
+	row("round seconds", f("%.0f", func(r Round) float64 { return r.RoundSeconds }), "")
+	tw.Flush()
+	fmt.Fprintf(out, "\ngoals at N=%d:\n", res.Rounds[len(res.Rounds)-1].Stacks)
+	for _, g := range res.Goals {
+		verdict := "met"
+		if !g.Met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(out, "  %-24s %10.2f  goal %-6s %s\n", g.Figure, g.Value, g.Goal, verdict)
+	}
+}
+
+// resources are the resources any round wrote, in a stable order.
+func resources(rounds []Round) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rounds {
+		for k := range r.WritesPerStackByResource {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib float64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %f kB", &kib); err == nil {
+			m.MemoryGiB = round2(kib / 1024 / 1024)
+		}
+	}
+	return m
+}
+
+// writeResults writes res as indented JSON, creating the directory.
+func writeResults(path string, res *Results) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

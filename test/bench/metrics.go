@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// metricsSnapshot is what the bench reads from the manager's own metrics.
+type metricsSnapshot struct {
+	// Reconciles is controller_runtime_reconcile_total{controller="postgresstack"}, every result.
+	Reconciles float64
+	// Writes is client-go's rest_client_requests_total for POST, PUT, PATCH and DELETE.
+	Writes float64
+}
+
+func (s metricsSnapshot) minus(before metricsSnapshot) metricsSnapshot {
+	return metricsSnapshot{Reconciles: s.Reconciles - before.Reconciles, Writes: s.Writes - before.Writes}
+}
+
+var writeMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true}
+
+func parseMetrics(r io.Reader) (metricsSnapshot, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return metricsSnapshot{}, fmt.Errorf("parse the manager's metrics: %w", err)
+	}
+	var s metricsSnapshot
+	if f := families["controller_runtime_reconcile_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			if label(m.GetLabel(), "controller") == "postgresstack" {
+				s.Reconciles += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if f := families["rest_client_requests_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			if writeMethods[label(m.GetLabel(), "method")] {
+				s.Writes += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return s, nil
+}
+
+func label(pairs []*dto.LabelPair, name string) string {
+	for _, p := range pairs {
+		if p.GetName() == name {
+			return p.GetValue()
+		}
+	}
+	return ""
+}

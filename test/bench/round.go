@@ -1,0 +1,540 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/render"
+	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/standin"
+)
+
+const (
+	stackName    = "db"
+	bareName     = "db-bare" // the baseline's PostgresCluster, beside the stack's own
+	createrCount = 16        // concurrent creates, the same for pgstack and the baseline
+	// standinWorkers keeps the stand-in from being what limits both runs.
+	standinWorkers = 4
+)
+
+// round is one run of every phase at one count, on a fresh cluster.
+type round struct {
+	cfg    Config
+	n      int // stacks timed against the baseline
+	w      int // stacks created before PGO is installed
+	say    func(format string, args ...any)
+	lc     *cluster.Cluster
+	client client.Client
+	track  *tracker
+	mgr    *managerProcess
+	audit  *auditLog
+	result Round
+}
+
+// namespaces for the timed stacks (each also holds its baseline
+// PostgresCluster) and for the stacks that wait for the operator.
+func mainNamespace(i int) string    { return fmt.Sprintf("bench-%04d", i) }
+func waitingNamespace(i int) string { return fmt.Sprintf("bench-wait-%04d", i) }
+
+func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) (_ Round, err error) {
+	r := &round{cfg: cfg, n: n, w: waitingCount(n), say: say}
+	r.result = Round{Stacks: n, WaitingStacks: r.w}
+	begin := time.Now()
+	dir, err := os.MkdirTemp("", "pgstack-bench-")
+	if err != nil {
+		return Round{}, fmt.Errorf("create the bench directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	apiserverArgs, auditPath, err := auditArgs(dir)
+	if err != nil {
+		return Round{}, err
+	}
+	r.audit = &auditLog{path: auditPath}
+
+	say("[N=%d] starting a fresh local cluster (real OLM, kwok, opm) with the audit log on", n)
+	r.lc, err = cluster.StartFull(ctx, cluster.Options{APIServerArgs: apiserverArgs})
+	if err != nil {
+		return Round{}, fmt.Errorf("start the local cluster: %w", err)
+	}
+	defer func() {
+		if stopErr := r.lc.Stop(); stopErr != nil && err == nil {
+			err = stopErr
+		}
+	}()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The bench's own client and the stand-in are not throttled client-side:
+	// neither may be what limits both runs and hides pgstack's cost.
+	unthrottled := rest.CopyConfig(r.lc.Config)
+	unthrottled.QPS, unthrottled.Burst = -1, 0
+	if r.client, err = client.New(unthrottled, client.Options{Scheme: testenv.NewScheme()}); err != nil {
+		return Round{}, fmt.Errorf("create the bench's client: %w", err)
+	}
+	if err := standin.Start(runCtx, unthrottled, standin.Options{OperatorNamespace: cluster.OperatorsNamespace, Workers: standinWorkers}); err != nil {
+		return Round{}, err
+	}
+	if r.track, err = newTracker(unthrottled, cluster.OperatorsNamespace); err != nil {
+		return Round{}, err
+	}
+	if err := r.track.start(runCtx); err != nil {
+		return Round{}, err
+	}
+
+	kubeconfig := filepath.Join(dir, "manager.kubeconfig")
+	if err := managerKubeconfig(ctx, r.lc, kubeconfig); err != nil {
+		return Round{}, err
+	}
+	r.mgr, err = startManager(cfg.Manager, kubeconfig, filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), cfg.ManagerArgs)
+	if err != nil {
+		return Round{}, err
+	}
+	defer r.mgr.stop()
+	if err := r.mgr.waitServing(ctx, time.Minute); err != nil {
+		return Round{}, err
+	}
+
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"namespaces", r.createNamespaces},
+		{"stacks waiting for the operator", r.waitingPhase},
+		{"baseline", r.baselinePhase},
+		{"pgstack", r.pgstackPhase},
+		{"copied CSVs", r.awaitCopiedCSVs},
+		{"steady state", r.idlePhase},
+	}
+	for _, step := range steps {
+		if err := step.run(ctx); err != nil {
+			say("[N=%d] %s failed; manager log (last lines):\n%s", n, step.name, r.lc.LogTail("pgstack-manager", 20))
+			return Round{}, fmt.Errorf("N=%d, %s: %w", n, step.name, err)
+		}
+		if err := r.mgr.exited(); err != nil {
+			return Round{}, fmt.Errorf("N=%d, after %s: %w", n, step.name, err)
+		}
+	}
+	if r.result.PeakRSSMiB, err = r.mgr.peakRSSMiB(); err != nil {
+		return Round{}, err
+	}
+	r.result.RoundSeconds = seconds(time.Since(begin))
+	say("[N=%d] done in %s; manager peak RSS %.1f MiB", n, time.Since(begin).Round(time.Second), r.result.PeakRSSMiB)
+	return r.result, nil
+}
+
+// waitingCount is how many stacks wait for the operator in a round of n.
+func waitingCount(n int) int { return max(1, n/10) }
+
+func (r *round) createNamespaces(ctx context.Context) error {
+	names := make([]string, 0, r.n+r.w)
+	for i := range r.w {
+		names = append(names, waitingNamespace(i))
+	}
+	for i := range r.n {
+		names = append(names, mainNamespace(i))
+	}
+	begin := time.Now()
+	err := parallel(ctx, len(names), func(ctx context.Context, i int) error {
+		err := r.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names[i]}})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", names[i], err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.say("[N=%d] created %d namespaces in %s", r.n, len(names), time.Since(begin).Round(10*time.Millisecond))
+	return nil
+}
+
+func newStack(namespace string) *platformv1alpha1.PostgresStack {
+	return &platformv1alpha1.PostgresStack{
+		ObjectMeta: metav1.ObjectMeta{Name: stackName, Namespace: namespace},
+		Spec:       platformv1alpha1.PostgresStackSpec{Postgres: platformv1alpha1.PostgresSpec{Version: 16}},
+	}
+}
+
+func stackKeys(count int, namespace func(int) string, name string) []string {
+	keys := make([]string, count)
+	for i := range keys {
+		keys[i] = namespace(i) + "/" + name
+	}
+	return keys
+}
+
+// waitingPhase creates w stacks before PGO is installed. The manager
+// subscribes and approves; once OLM reports the CSV Succeeded, each waiting
+// stack's PostgresCluster should follow at once.
+func (r *round) waitingPhase(ctx context.Context) error {
+	begin := time.Now()
+	before, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	r.say("[N=%d] creating %d stacks before PGO is installed; the manager subscribes, approves, and they wait for the CSV", r.n, r.w)
+	err = parallel(ctx, r.w, func(ctx context.Context, i int) error {
+		return createObject(ctx, r.client, newStack(waitingNamespace(i)))
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.await(ctx, "PGO's CSV Succeeded", 5*time.Minute, func() (bool, string) {
+		return !r.track.csvSucceededAt().IsZero(), "CSV not Succeeded yet"
+	}); err != nil {
+		return err
+	}
+	r.result.InstallSeconds = seconds(r.track.csvSucceededAt().Sub(begin))
+	r.say("[N=%d] PGO's CSV Succeeded %.1fs after the first stack", r.n, r.result.InstallSeconds)
+	keys := stackKeys(r.w, waitingNamespace, stackName)
+	if err := r.awaitReady(ctx, "waiting stacks Ready", keys, false); err != nil {
+		return err
+	}
+	latencies, inTime := r.track.clusterLatencies(keys)
+	if len(latencies) != len(keys) {
+		return fmt.Errorf("saw %d of %d waiting stacks' PostgresClusters being added", len(latencies), len(keys))
+	}
+	if !inTime {
+		return fmt.Errorf("the bench's PostgresCluster watch synced after the CSV Succeeded; csv_to_cluster would be wrong")
+	}
+	r.result.CSVToClusterP50ms = percentileMillis(latencies, 50)
+	r.result.CSVToClusterP99ms = percentileMillis(latencies, 99)
+	r.result.CSVToClusterMaxms = percentileMillis(latencies, 100)
+	after, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	r.result.WaitingWritesPerStack = after.minus(before).total() / float64(r.w)
+	r.say("[N=%d] CSV Succeeded → PostgresCluster: p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d waiting stacks",
+		r.n, r.result.CSVToClusterP50ms, r.result.CSVToClusterP99ms, r.result.CSVToClusterMaxms, r.w)
+	return nil
+}
+
+// baselinePhase is a bare client creating the PostgresClusters pgstack would
+// render for the same stacks, awaiting the same stand-in's readiness. They
+// are named db-bare and carry no pgstack labels, so they are not the stacks'
+// own (the manager, watching every PostgresCluster, ignores them).
+func (r *round) baselinePhase(ctx context.Context) error {
+	// The API server's defaults, taken once from a dry run, are what the
+	// manager renders from.
+	defaulted := newStack(mainNamespace(0))
+	if err := r.client.Create(ctx, defaulted, client.DryRunAll); err != nil {
+		return fmt.Errorf("dry-run a stack for its defaults: %w", err)
+	}
+	// Warm the bench's client for PostgresClusters (discovery, REST mapping),
+	// as the waiting stacks warmed it for stacks.
+	warm, err := render.Render(defaulted)
+	if err != nil {
+		return fmt.Errorf("render %s: %w", defaulted.Namespace, err)
+	}
+	if err := r.client.Create(ctx, warm, client.DryRunAll); err != nil {
+		return fmt.Errorf("dry-run a PostgresCluster: %w", err)
+	}
+	r.say("[N=%d] baseline: a bare client creates %d rendered PostgresClusters and awaits the stand-in's readiness", r.n, r.n)
+	begin := time.Now()
+	err = parallel(ctx, r.n, func(ctx context.Context, i int) error {
+		stack := defaulted.DeepCopy()
+		stack.Namespace = mainNamespace(i)
+		pc, err := render.Render(stack)
+		if err != nil {
+			return fmt.Errorf("render %s: %w", stack.Namespace, err)
+		}
+		pc.SetName(bareName)
+		pc.SetLabels(nil)
+		return createObject(ctx, r.client, pc)
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.awaitReady(ctx, "baseline PostgresClusters ready", stackKeys(r.n, mainNamespace, bareName), true); err != nil {
+		return err
+	}
+	r.result.BaselineSeconds = seconds(time.Since(begin))
+	r.say("[N=%d] baseline: %d PostgresClusters ready in %.2fs", r.n, r.n, r.result.BaselineSeconds)
+	return nil
+}
+
+// pgstackPhase creates n stacks with PGO installed and times them to Ready,
+// counting the manager's writes until it has settled.
+func (r *round) pgstackPhase(ctx context.Context) error {
+	writesBefore, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	metricsBefore, err := r.mgr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	r.say("[N=%d] pgstack: creating %d stacks, awaiting Ready=True on each", r.n, r.n)
+	begin := time.Now()
+	err = parallel(ctx, r.n, func(ctx context.Context, i int) error {
+		return createObject(ctx, r.client, newStack(mainNamespace(i)))
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.awaitReady(ctx, "stacks Ready", stackKeys(r.n, mainNamespace, stackName), false); err != nil {
+		return err
+	}
+	r.result.SecondsToAllReady = seconds(time.Since(begin))
+	r.result.RatioToBaseline = r.result.SecondsToAllReady / r.result.BaselineSeconds
+	r.say("[N=%d] pgstack: %d stacks Ready in %.2fs (%.2f× the baseline)", r.n, r.n, r.result.SecondsToAllReady, r.result.RatioToBaseline)
+
+	// Writes the manager makes just after Ready (an Event sent
+	// asynchronously) belong to the stacks' way there.
+	writesAfter, err := r.settledWrites(ctx)
+	if err != nil {
+		return err
+	}
+	metricsAfter, err := r.mgr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	writes := writesAfter.minus(writesBefore)
+	r.result.WritesPerStack = writes.total() / float64(r.n)
+	r.result.WritesPerStackByResource = map[string]float64{}
+	for resource, count := range writes {
+		r.result.WritesPerStackByResource[resource] = round2(count / float64(r.n))
+	}
+	delta := metricsAfter.minus(metricsBefore)
+	r.result.ClientWritesPerStack = delta.Writes / float64(r.n)
+	r.result.ReconcilesPerStack = delta.Reconciles / float64(r.n)
+	r.say("[N=%d] pgstack: %.2f writes per stack (%s), %.2f reconciles per stack", r.n, r.result.WritesPerStack, writes, r.result.ReconcilesPerStack)
+	return nil
+}
+
+// settledWrites waits until the manager has written nothing for two
+// seconds (at most 30 s) and returns its running totals.
+func (r *round) settledWrites(ctx context.Context) (writeCounts, error) {
+	const quiet, bound = 2 * time.Second, 30 * time.Second
+	last, err := r.audit.read()
+	if err != nil {
+		return nil, err
+	}
+	lastChange, deadline := time.Now(), time.Now().Add(bound)
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for time.Since(lastChange) < quiet && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ticker.C:
+		}
+		now, err := r.audit.read()
+		if err != nil {
+			return nil, err
+		}
+		if now.total() != last.total() {
+			last, lastChange = now, time.Now()
+		}
+	}
+	return last, nil
+}
+
+// awaitCopiedCSVs waits until OLM has copied PGO's CSV into every namespace
+// (its olm operator writes at client-go's default 5 requests/s, so this
+// takes minutes at 1,000 namespaces), so that steady state and peak RSS are
+// measured with every copy in place.
+func (r *round) awaitCopiedCSVs(ctx context.Context) error {
+	begin := time.Now()
+	var copied, want int
+	err := r.await(ctx, "OLM's copied CSVs", r.cfg.CopyTimeout, func() (bool, string) {
+		var err error
+		copied, want, err = r.copiedCSVs(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return copied >= want, fmt.Sprintf("%d of %d namespaces have PGO's copied CSV", copied, want)
+	})
+	r.result.CopiedCSVs, r.result.Namespaces = copied, want+1
+	if err != nil {
+		// Measuring on with fewer copies is still worth a figure; the table says how many.
+		r.say("[N=%d] %v; measuring steady state with %d of %d copies", r.n, err, copied, want)
+		return nil
+	}
+	r.say("[N=%d] OLM copied PGO's CSV into all %d other namespaces (waited %s)", r.n, copied, time.Since(begin).Round(time.Second))
+	return nil
+}
+
+// copiedCSVs counts PGO's copied CSVs and the namespaces OLM copies into
+// (every namespace but the operator's own).
+func (r *round) copiedCSVs(ctx context.Context) (copied, want int, err error) {
+	csvs := &metav1.PartialObjectMetadataList{}
+	csvs.SetGroupVersionKind(operatorsv1alpha1.SchemeGroupVersion.WithKind("ClusterServiceVersionList"))
+	if err := r.client.List(ctx, csvs, client.HasLabels{operatorsv1alpha1.CopiedLabelKey}); err != nil {
+		return 0, 0, fmt.Errorf("list copied CSVs: %w", err)
+	}
+	namespaces := &metav1.PartialObjectMetadataList{}
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.client.List(ctx, namespaces); err != nil {
+		return 0, 0, fmt.Errorf("list namespaces: %w", err)
+	}
+	return len(csvs.Items), len(namespaces.Items) - 1, nil
+}
+
+// idlePhase measures a window of steady state: every stack Ready, nothing changing.
+func (r *round) idlePhase(ctx context.Context) error {
+	writesBefore, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	metricsBefore, err := r.mgr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	changesBefore := r.track.changes()
+	r.say("[N=%d] steady state: counting the manager's writes and reconciles for %s", r.n, r.cfg.Idle)
+	begin := time.Now()
+	window := time.NewTimer(r.cfg.Idle)
+	defer window.Stop()
+	progress := time.NewTicker(15 * time.Second)
+	defer progress.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-window.C:
+			waiting = false
+		case <-progress.C:
+			r.say("[N=%d] steady state: %s of %s", r.n, time.Since(begin).Round(time.Second), r.cfg.Idle)
+		}
+	}
+	elapsed := time.Since(begin)
+	writesAfter, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	metricsAfter, err := r.mgr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	perMinute := time.Minute.Seconds() / elapsed.Seconds()
+	idle := writesAfter.minus(writesBefore)
+	delta := metricsAfter.minus(metricsBefore)
+	r.result.IdleSeconds = seconds(elapsed)
+	r.result.IdleWritesPerMin = idle.total() * perMinute
+	r.result.IdleReconcilesPerMin = delta.Reconciles * perMinute
+	r.result.IdleChanges = r.track.changes().minus(changesBefore)
+	r.say("[N=%d] steady state: %.1f writes/min (%s), %.1f reconciles/min; objects the manager watches changed: %s",
+		r.n, r.result.IdleWritesPerMin, idle, r.result.IdleReconcilesPerMin, orNone(writeCounts(r.result.IdleChanges).String()))
+	return nil
+}
+
+// awaitReady waits until every key is ready (stacks, or PostgresClusters
+// when clusters), printing progress.
+func (r *round) awaitReady(ctx context.Context, what string, keys []string, clusters bool) error {
+	return r.await(ctx, what, r.cfg.PhaseTimeout, func() (bool, string) {
+		ready := r.track.countReady(keys, clusters)
+		return ready == len(keys), fmt.Sprintf("%d of %d ready", ready, len(keys))
+	})
+}
+
+// await polls done every 50 ms (the figures' resolution is the watch's, not
+// this poll's), printing its state every 5 s, until it is done or timeout passes.
+func (r *round) await(ctx context.Context, what string, timeout time.Duration, done func() (bool, string)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	begin := time.Now()
+	for {
+		ok, state := done()
+		if ok {
+			return nil
+		}
+		if err := r.mgr.exited(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not done after %s: %s", what, timeout, state)
+		case <-progress.C:
+			r.say("[N=%d]   %s: %s (%s)", r.n, what, state, time.Since(begin).Round(time.Second))
+		case <-poll.C:
+		}
+	}
+}
+
+func createObject(ctx context.Context, c client.Client, obj client.Object) error {
+	if err := c.Create(ctx, obj); err != nil {
+		return fmt.Errorf("create %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// parallel runs do(0..count-1) on createrCount workers, stopping at the first error.
+func parallel(ctx context.Context, count int, do func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range min(createrCount, count) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := do(ctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := range count {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// percentileMillis is the nearest-rank percentile p (0-100] of ds, in milliseconds.
+func percentileMillis(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	sorted := append([]time.Duration(nil), ds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return round2(float64(sorted[rank-1]) / float64(time.Millisecond))
+}
+
+func seconds(d time.Duration) float64 { return round2(d.Seconds()) }
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
