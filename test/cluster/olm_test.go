@@ -125,12 +125,14 @@ func TestStoppedCatalog(t *testing.T) {
 	if got := plan.Spec.ClusterServiceVersionNames; len(got) != 1 || got[0] != gadgets.Head() {
 		t.Errorf("plan resolved from OLM's cached catalog carries %v, want [%s]", got, gadgets.Head())
 	}
-	c, all, err := subscriptionCondition(ctx, ns, "gadgets", operatorsv1alpha1.SubscriptionCatalogSourcesUnhealthy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c == nil || c.Status != corev1.ConditionFalse {
-		t.Errorf("CatalogSourcesUnhealthy with the catalog down: %s; OLM v0.46 reports address-based catalogs healthy, has that changed?", all)
+	var health *operatorsv1alpha1.SubscriptionCondition
+	eventually(t, time.Minute, "OLM to judge the catalog's health for the Subscription", func(ctx context.Context) (bool, string, error) {
+		c, all, err := subscriptionCondition(ctx, ns, "gadgets", operatorsv1alpha1.SubscriptionCatalogSourcesUnhealthy)
+		health = c
+		return c != nil, all, err
+	})
+	if health.Status != corev1.ConditionFalse {
+		t.Errorf("CatalogSourcesUnhealthy=%s (%s) with the catalog down; OLM v0.46 reports address-based catalogs healthy, has that changed?", health.Status, health.Reason)
 	}
 
 	restarted = true
