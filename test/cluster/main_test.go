@@ -35,6 +35,13 @@ var (
 var (
 	widgets = catalog.Neighbour("widgets", "Widget")
 	gadgets = catalog.Neighbour("gadgets", "Gadget")
+	// stuck's operator pod selects a node that does not exist, so its
+	// Deployment never becomes Available.
+	stuck = func() catalog.Package {
+		p := catalog.Neighbour("stuck", "Stuck")
+		p.NodeSelector = map[string]string{"pgstack.dev/no-such-node": "true"}
+		return p
+	}()
 )
 
 // readyDelay is how long the pgo stand-in takes to make instance sets ready.
@@ -64,7 +71,7 @@ func runWithCluster(m *testing.M) int {
 		return 1
 	}
 	lc, err = cluster.StartFull(ctx, cluster.Options{
-		Packages: []catalog.Package{pgo, widgets, gadgets},
+		Packages: []catalog.Package{pgo, widgets, gadgets, stuck},
 		Logf:     func(format string, args ...any) { fmt.Printf(format+"\n", args...) },
 	})
 	if err != nil {

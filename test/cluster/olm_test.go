@@ -178,3 +178,41 @@ func TestTwoOperatorGroupsFailTheCSV(t *testing.T) {
 		t.Errorf("CSV failed with reason %q (%s), want TooManyOperatorGroups", csv.Status.Reason, csv.Status.Message)
 	}
 }
+
+// TestUnavailableDeploymentKeepsTheCSVInstalling: OLM judges a CSV on its
+// Deployment; one whose pod cannot be scheduled keeps the CSV Installing
+// (reason InstallWaiting) instead of Succeeded.
+func TestUnavailableDeploymentKeepsTheCSVInstalling(t *testing.T) {
+	ns := namespace(t, "unavailable")
+	operatorGroup(t, ns, "own", ns)
+	subscribe(t, ns, "stuck", stuck.Name, stuck.Channel, operatorsv1alpha1.ApprovalAutomatic)
+	csv := &operatorsv1alpha1.ClusterServiceVersion{}
+	eventually(t, 2*time.Minute, "CSV "+stuck.Head()+" Installing with reason InstallWaiting", func(ctx context.Context) (bool, string, error) {
+		if err := lc.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: stuck.Head()}, csv); err != nil {
+			return false, "", client.IgnoreNotFound(err)
+		}
+		return csv.Status.Phase == operatorsv1alpha1.CSVPhaseInstalling && csv.Status.Reason == operatorsv1alpha1.CSVReasonWaiting,
+			fmt.Sprintf("phase %q reason %q: %s", csv.Status.Phase, csv.Status.Reason, csv.Status.Message), nil
+	})
+	eventually(t, time.Minute, "the operator pod reported Unschedulable by the real scheduler", func(ctx context.Context) (bool, string, error) {
+		pods := &corev1.PodList{}
+		if err := lc.Client.List(ctx, pods, client.InNamespace(ns)); err != nil {
+			return false, "", err
+		}
+		for _, pod := range pods.Items {
+			for _, c := range pod.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+					return true, "", nil
+				}
+			}
+		}
+		return false, fmt.Sprintf("%d pods", len(pods.Items)), nil
+	})
+	current := &operatorsv1alpha1.ClusterServiceVersion{}
+	if err := lc.Client.Get(context.Background(), client.ObjectKeyFromObject(csv), current); err != nil {
+		t.Fatal(err)
+	}
+	if current.Status.Phase == operatorsv1alpha1.CSVPhaseSucceeded {
+		t.Errorf("CSV Succeeded although its Deployment has no schedulable pod")
+	}
+}
