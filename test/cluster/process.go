@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -131,6 +130,3 @@ func waitFor(ctx context.Context, what string, interval time.Duration, procs []*
 		}
 	}
 }
-
-// errProcessGone tells a caller the process it asked about has ended.
-var errProcessGone = errors.New("process gone")
