@@ -5,32 +5,15 @@ import (
 	"flag"
 	"fmt"
 
-	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
-	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
+	"github.com/pgstack/pgstack/internal/scheme"
 )
-
-// newScheme registers every type the manager reads or writes.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(apiextensionsv1.AddToScheme(s))
-	utilruntime.Must(operatorsv1alpha1.AddToScheme(s))
-	utilruntime.Must(operatorsv1.AddToScheme(s))
-	utilruntime.Must(platformv1alpha1.AddToScheme(s))
-	return s
-}
 
 func runManager(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
@@ -62,7 +45,7 @@ func runManager(args []string) error {
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 newScheme(),
+		Scheme:                 scheme.New(),
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,

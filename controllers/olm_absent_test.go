@@ -25,9 +25,9 @@ func TestOLMAbsentStallsThenRecoversWhenInstalled(t *testing.T) {
 	must(t, startManager(ctx, bare, &wg))
 
 	// The suite's helpers read through the package's client; point it at this server for the test.
-	saved := k8s
-	k8s = bare.Client
-	t.Cleanup(func() { k8s = saved })
+	savedClient, savedWaits := k8s, waits
+	k8s, waits.Client = bare.Client, bare.Client
+	t.Cleanup(func() { k8s, waits = savedClient, savedWaits })
 
 	stack := createStack(t, newStack("default", "hippo", "operators", nil))
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonOLMNotInstalled, "OLM is not installed")

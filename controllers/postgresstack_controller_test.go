@@ -371,12 +371,21 @@ func TestAnInvalidRangeThatSlipsPastAdmissionStalls(t *testing.T) {
 // any edit would.
 func touch(t *testing.T, s *platformv1alpha1.PostgresStack) {
 	t.Helper()
-	eventually(t, "touch stack", func() (bool, error) {
-		got := getStack(t, s)
+	updateStack(t, s, func(got *platformv1alpha1.PostgresStack) {
 		if got.Annotations == nil {
 			got.Annotations = map[string]string{}
 		}
 		got.Annotations["test/touched"] = time.Now().Format(time.RFC3339Nano)
+	})
+}
+
+// updateStack changes the stack as a person would, retrying when the
+// manager wrote it in between.
+func updateStack(t *testing.T, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {
+	t.Helper()
+	eventually(t, "update stack "+s.Name, func() (bool, error) {
+		got := getStack(t, s)
+		change(got)
 		err := k8s.Update(context.Background(), got)
 		return err == nil, ignoreConflict(err)
 	})
@@ -392,9 +401,7 @@ func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
 	eventually(t, "the stack owns its PostgresCluster under Delete", func() (bool, error) {
 		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 1, nil
 	})
-	got := getStack(t, stack)
-	got.Spec.DeletionPolicy = platformv1alpha1.DeletionRetain
-	must(t, k8s.Update(context.Background(), got))
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionRetain })
 	// From now on a foreground delete of the stack cannot reach the database.
 	eventually(t, "no owner reference under Retain", func() (bool, error) {
 		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 0, nil

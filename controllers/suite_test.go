@@ -22,11 +22,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,40 +35,27 @@ import (
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/expect"
 )
 
 var (
-	env *testenv.Env
-	k8s client.Client
+	env   *testenv.Env
+	k8s   client.Client
+	waits expect.Waiter
 	// clock is the time the manager judges maintenance windows by.
 	clock atomic.Pointer[time.Time]
 )
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
-		os.Exit(1)
-	}
-	k8s = env.Client
 	now := time.Now()
 	clock.Store(&now)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	if err := startManager(ctx, env, &wg); err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-		_ = env.Stop()
-		os.Exit(1)
-	}
-	code := m.Run()
-	cancel()
-	wg.Wait()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv stop:", err)
-	}
-	os.Exit(code)
+	os.Exit(testenv.RunTests(m, func(e *testenv.Env) error {
+		env, k8s = e, e.Client
+		waits = expect.Waiter{Client: k8s, Bound: waitBound}
+		// The manager runs until the process ends with the tests.
+		return startManager(context.Background(), env, &sync.WaitGroup{})
+	}))
 }
 
 func zapLevel() zapcore.Level {
@@ -311,62 +295,19 @@ func getStack(t *testing.T, s *platformv1alpha1.PostgresStack) *platformv1alpha1
 	return got
 }
 
-// waitCondition waits until the stack's condition has status and reason
-// (reason "" matches any) at the stack's current generation, with a message
-// holding every one of inMessage, and returns it.
 func waitCondition(t *testing.T, s *platformv1alpha1.PostgresStack, condType string, status metav1.ConditionStatus, reason string, inMessage ...string) metav1.Condition {
 	t.Helper()
-	var last *metav1.Condition
-	var found metav1.Condition
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, waitBound, true, func(ctx context.Context) (bool, error) {
-		got := &platformv1alpha1.PostgresStack{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s), got); err != nil {
-			return false, err
-		}
-		c := meta.FindStatusCondition(got.Status.Conditions, condType)
-		last = c
-		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || !containsAll(c.Message, inMessage...) ||
-			c.ObservedGeneration != got.Generation || got.Status.ObservedGeneration != got.Generation {
-			return false, nil
-		}
-		found = *c
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("stack %s/%s: want %s=%s (%s) mentioning %q, last seen %+v: %v", s.Namespace, s.Name, condType, status, reason, inMessage, last, err)
-	}
-	return found
+	return waits.Condition(t, s, condType, status, reason, inMessage...)
 }
 
-// kstatusOf computes the stack's status as Flux does.
 func kstatusOf(t *testing.T, s *platformv1alpha1.PostgresStack) kstatus.Status {
 	t.Helper()
-	got := getStack(t, s)
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
-	must(t, err)
-	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
-	must(t, err)
-	return res.Status
+	return waits.Kstatus(t, s)
 }
 
-// waitEvent waits for an Event on the stack with reason.
 func waitEvent(t *testing.T, s *platformv1alpha1.PostgresStack, reason string) eventsv1.Event {
 	t.Helper()
-	var found eventsv1.Event
-	eventually(t, "event "+reason+" on "+s.Name, func() (bool, error) {
-		list := &eventsv1.EventList{}
-		if err := k8s.List(context.Background(), list, client.InNamespace(s.Namespace)); err != nil {
-			return false, err
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Name == s.Name && e.Reason == reason {
-				found = e
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	return found
+	return waits.Event(t, s, reason)
 }
 
 func getPostgresCluster(t *testing.T, ns, name string) *unstructured.Unstructured {
@@ -384,15 +325,7 @@ func getPostgresCluster(t *testing.T, ns, name string) *unstructured.Unstructure
 
 func eventually(t *testing.T, what string, check func() (bool, error)) {
 	t.Helper()
-	var lastErr error
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, waitBound, true, func(context.Context) (bool, error) {
-		ok, err := check()
-		lastErr = err
-		return ok && err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, lastErr)
-	}
+	waits.Eventually(t, what, check)
 }
 
 // assertNotApproved checks a plan was not approved. Callers first wait for a

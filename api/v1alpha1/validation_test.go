@@ -21,23 +21,11 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
-		os.Exit(1)
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
-	if err := env.Client.Create(context.Background(), ns); err != nil {
-		fmt.Fprintln(os.Stderr, "create namespace:", err)
-		_ = env.Stop()
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv: stop:", err)
-	}
-	os.Exit(code)
+	os.Exit(testenv.RunTests(m, func(e *testenv.Env) error {
+		env = e
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+		return env.Client.Create(context.Background(), ns)
+	}))
 }
 
 const namespace = "validation"

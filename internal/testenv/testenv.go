@@ -11,19 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
 
 	olmcrds "github.com/operator-framework/api/crds"
-	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
-	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/scheme"
 )
 
 // PGOCRDsEnv overrides where PGO's CRDs are read from.
@@ -83,15 +80,7 @@ func FindPGOSchema() PGOSchema {
 }
 
 // NewScheme knows pgstack's, OLM's and Kubernetes' built-in types.
-func NewScheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(apiextensionsv1.AddToScheme(s))
-	utilruntime.Must(platformv1alpha1.AddToScheme(s))
-	utilruntime.Must(operatorsv1alpha1.AddToScheme(s))
-	utilruntime.Must(operatorsv1.AddToScheme(s))
-	return s
-}
+func NewScheme() *k8sruntime.Scheme { return scheme.New() }
 
 // OLMCRDs are OLM v0's CRDs as operator-framework/api ships them.
 func OLMCRDs() []*apiextensionsv1.CustomResourceDefinition {
@@ -152,4 +141,27 @@ func StartWith(opts Options) (*Env, error) {
 // Stop ends the API server and etcd and removes their data.
 func (e *Env) Stop() error {
 	return e.env.Stop()
+}
+
+// RunTests is a suite's TestMain: it starts the API server, runs
+// setup, then the tests, and stops the server. It returns the exit code.
+func RunTests(m *testing.M, setup func(*Env) error) int {
+	env, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: stop:", err)
+		}
+	}()
+	fmt.Println("testenv: PostgresCluster schema:", env.PGOSchema)
+	if setup != nil {
+		if err := setup(env); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: setup:", err)
+			return 1
+		}
+	}
+	return m.Run()
 }

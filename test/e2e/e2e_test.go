@@ -13,13 +13,8 @@ import (
 	"time"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +27,7 @@ import (
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
+	"github.com/pgstack/pgstack/test/expect"
 	"github.com/pgstack/pgstack/test/ledger"
 	"github.com/pgstack/pgstack/test/standin"
 )
@@ -40,6 +36,7 @@ var (
 	lc       *cluster.Cluster
 	k8s      client.Client
 	approved *ledger.Ledger
+	waits    expect.Waiter
 )
 
 // A step of OLM's (resolve, install, upgrade) takes seconds on the local
@@ -72,6 +69,9 @@ func run(m *testing.M) int {
 	defer func() { _ = lc.Stop() }()
 	lc.StopOnSignal()
 	k8s = lc.Client
+	waits = expect.Waiter{Client: k8s, Bound: stepTimeout, Explain: func() string {
+		return "olm: " + lc.LogTail("olm", 5) + "\ncatalog: " + lc.LogTail("catalog", 5)
+	}}
 	if approved, err = ledger.Start(ctx, lc.Config); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -271,73 +271,24 @@ func names(subs []operatorsv1alpha1.Subscription) []string {
 	return out
 }
 
-// waitCondition waits until the condition has status and reason ("" for any)
-// at the stack's generation, with every part in its message.
 func waitCondition(t *testing.T, s *platformv1alpha1.PostgresStack, condType string, status metav1.ConditionStatus, reason string, parts ...string) metav1.Condition {
 	t.Helper()
-	var last *metav1.Condition
-	var found metav1.Condition
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, stepTimeout, true, func(ctx context.Context) (bool, error) {
-		got := &platformv1alpha1.PostgresStack{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s), got); err != nil {
-			return false, err
-		}
-		c := meta.FindStatusCondition(got.Status.Conditions, condType)
-		last = c
-		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || c.ObservedGeneration != got.Generation {
-			return false, nil
-		}
-		for _, p := range parts {
-			if !strings.Contains(c.Message, p) {
-				return false, nil
-			}
-		}
-		found = *c
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("stack %s/%s: want %s=%s %s mentioning %q; last %+v: %v\nolm: %s\ncatalog: %s", s.Namespace, s.Name, condType, status, reason, parts, last, err,
-			lc.LogTail("olm", 5), lc.LogTail("catalog", 5))
-	}
-	return found
+	return waits.Condition(t, s, condType, status, reason, parts...)
 }
 
 func waitEvent(t *testing.T, s *platformv1alpha1.PostgresStack, reason string) {
 	t.Helper()
-	eventually(t, "event "+reason, func() (bool, error) {
-		list := &eventsv1.EventList{}
-		if err := k8s.List(context.Background(), list, client.InNamespace(s.Namespace)); err != nil {
-			return false, err
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Name == s.Name && e.Reason == reason {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	waits.Event(t, s, reason)
 }
 
 func kstatusOf(t *testing.T, s *platformv1alpha1.PostgresStack) kstatus.Status {
 	t.Helper()
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(getStack(t, s))
-	must(t, err)
-	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
-	must(t, err)
-	return res.Status
+	return waits.Kstatus(t, s)
 }
 
 func eventually(t *testing.T, what string, check func() (bool, error)) {
 	t.Helper()
-	var lastErr error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, stepTimeout, true, func(context.Context) (bool, error) {
-		ok, err := check()
-		lastErr = err
-		return ok && err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, lastErr)
-	}
+	waits.Eventually(t, what, check)
 }
 
 func ignoreConflict(err error) error {

@@ -32,17 +32,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv: stop:", err)
-	}
-	os.Exit(code)
+	os.Exit(testenv.RunTests(m, func(e *testenv.Env) error { env = e; return nil }))
 }
 
 const namespace = "samples"
