@@ -178,11 +178,17 @@ func TestOperatorHubFlow(t *testing.T) {
 	var manualPlan string
 	t.Run("manual install waits in RequiresApproval until approved", func(t *testing.T) {
 		ctx := context.Background()
+		// A PostgresCluster made while no operator runs: PGO (and so the
+		// stand-in) leaves it alone until its CSV is Succeeded.
+		early := postgresCluster(t, "hippo", "early", hippo, nil)
 		subscribe(t, ns, subscriptionName, pgo.Name, pgo.Channel, operatorsv1alpha1.ApprovalManual)
 		plan := currentPlan(t, ns, subscriptionName, 90*time.Second)
 		plan = waitForPlanPhase(t, ns, plan.Name, operatorsv1alpha1.InstallPlanPhaseRequiresApproval, 30*time.Second)
 		if plan.Spec.Approved {
 			t.Fatalf("plan %s approved without anyone approving it", plan.Name)
+		}
+		if status := clusterStatus(t, early); len(status) != 0 {
+			t.Errorf("PostgresCluster early has status %v while no operator is installed", status)
 		}
 		// Nothing is installed while the plan waits.
 		err := lc.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: head}, &operatorsv1alpha1.ClusterServiceVersion{})
@@ -199,6 +205,7 @@ func TestOperatorHubFlow(t *testing.T) {
 		approve(t, plan)
 		waitForCSVPhase(t, ns, head, operatorsv1alpha1.CSVPhaseSucceeded, 2*time.Minute)
 		manualPlan = plan.Name
+		waitForReadyPostgresCluster(t, early, 30*time.Second)
 	})
 
 	t.Run("an upgrade published mid-test yields a new InstallPlan", func(t *testing.T) {
