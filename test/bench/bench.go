@@ -108,6 +108,9 @@ type Round struct {
 	WaitingWritesPerStack float64 `json:"waiting_writes_per_stack"`
 
 	RoundSeconds float64 `json:"round_seconds"`
+	// LoadAverage is the machine's 1-minute load average at the round's
+	// start and end: everything else running shares the same cores.
+	LoadAverage [2]float64 `json:"load_average"`
 }
 
 // Goal is one of the design's numbers, judged on the largest round.
@@ -187,6 +190,7 @@ func printTable(out io.Writer, res *Results) {
 	row("csv_to_cluster_max_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterMaxms }), "")
 	row("writes per waiting stack", f("%.2f", func(r Round) float64 { return r.WaitingWritesPerStack }), "")
 	row("round seconds", f("%.0f", func(r Round) float64 { return r.RoundSeconds }), "")
+	row("load average at start / end", func(r Round) string { return fmt.Sprintf("%.1f / %.1f", r.LoadAverage[0], r.LoadAverage[1]) }, "")
 	tw.Flush()
 	fmt.Fprintf(out, "\ngoals at N=%d:\n", res.Rounds[len(res.Rounds)-1].Stacks)
 	for _, g := range res.Goals {
@@ -238,4 +242,15 @@ func writeResults(path string, res *Results) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// loadAverage is the machine's 1-minute load average (0 when unknown).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var load float64
+	_, _ = fmt.Sscanf(string(data), "%f", &load)
+	return load
 }

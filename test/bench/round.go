@@ -53,13 +53,17 @@ func waitingNamespace(i int) string { return fmt.Sprintf("bench-wait-%04d", i) }
 
 func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) (_ Round, err error) {
 	r := &round{cfg: cfg, n: n, w: waitingCount(n), say: say}
-	r.result = Round{Stacks: n, WaitingStacks: r.w}
+	r.result = Round{Stacks: n, WaitingStacks: r.w, LoadAverage: [2]float64{loadAverage(), 0}}
 	begin := time.Now()
 	dir, err := os.MkdirTemp("", "pgstack-bench-")
 	if err != nil {
 		return Round{}, fmt.Errorf("create the bench directory: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv(cluster.KeepDirEnv) == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		defer say("[N=%d] kept the audit log and the manager's kubeconfig in %s", n, dir)
+	}
 	apiserverArgs, auditPath, err := auditArgs(dir)
 	if err != nil {
 		return Round{}, err
@@ -133,6 +137,7 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 		return Round{}, err
 	}
 	r.result.RoundSeconds = seconds(time.Since(begin))
+	r.result.LoadAverage[1] = loadAverage()
 	say("[N=%d] done in %s; manager peak RSS %.1f MiB", n, time.Since(begin).Round(time.Second), r.result.PeakRSSMiB)
 	return r.result, nil
 }
@@ -210,7 +215,7 @@ func (r *round) waitingPhase(ctx context.Context) error {
 		return fmt.Errorf("saw %d of %d waiting stacks' PostgresClusters being added", len(latencies), len(keys))
 	}
 	if !inTime {
-		return fmt.Errorf("the bench's PostgresCluster watch synced after the CSV Succeeded; csv_to_cluster would be wrong")
+		return fmt.Errorf("the bench's PostgresCluster watch synced after the first PostgresCluster was created; csv_to_cluster would be wrong")
 	}
 	r.result.CSVToClusterP50ms = percentileMillis(latencies, 50)
 	r.result.CSVToClusterP99ms = percentileMillis(latencies, 99)
@@ -280,6 +285,7 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	changesBefore := r.track.changes()
 	r.say("[N=%d] pgstack: creating %d stacks, awaiting Ready=True on each", r.n, r.n)
 	begin := time.Now()
 	err = parallel(ctx, r.n, func(ctx context.Context, i int) error {
@@ -314,7 +320,8 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	delta := metricsAfter.minus(metricsBefore)
 	r.result.ClientWritesPerStack = delta.Writes / float64(r.n)
 	r.result.ReconcilesPerStack = delta.Reconciles / float64(r.n)
-	r.say("[N=%d] pgstack: %.2f writes per stack (%s), %.2f reconciles per stack", r.n, r.result.WritesPerStack, writes, r.result.ReconcilesPerStack)
+	r.say("[N=%d] pgstack: %.2f writes per stack (%s), %.2f reconciles per stack; objects the manager watches changed: %s",
+		r.n, r.result.WritesPerStack, writes, r.result.ReconcilesPerStack, r.track.changes().minus(changesBefore))
 	return nil
 }
 

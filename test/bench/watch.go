@@ -41,9 +41,12 @@ type tracker struct {
 	csvSucceeded time.Time
 	// clustersWatched is when the PostgresCluster watch had synced.
 	clustersWatched time.Time
-	clusterAdded    map[string]time.Time // "namespace/name" → first seen
-	clusterReady    map[string]bool      // by pgo.ClusterReadiness
-	stackReady      map[string]bool      // Ready=True for the current generation
+	// clustersBeforeWatch counts PostgresClusters that existed before the
+	// watch synced: their ADDED time is not when they were created.
+	clustersBeforeWatch int
+	clusterAdded        map[string]time.Time // "namespace/name" → first seen
+	clusterReady        map[string]bool      // by pgo.ClusterReadiness
+	stackReady          map[string]bool      // Ready=True for the current generation
 	// updates counts changes by kind, to say what woke the manager in steady state.
 	updates map[string]float64
 }
@@ -134,6 +137,7 @@ func (t *tracker) watchClustersOnceServed(ctx context.Context) {
 	if toolscache.WaitForCacheSync(ctx.Done(), clusters.HasSynced) {
 		t.mu.Lock()
 		t.clustersWatched = time.Now()
+		t.clustersBeforeWatch = len(clusters.GetStore().ListKeys())
 		t.mu.Unlock()
 	}
 }
@@ -224,6 +228,8 @@ func (t *tracker) csvSucceededAt() time.Time {
 
 // clusterLatencies are, for each key, the time from PGO's CSV turning
 // Succeeded to the PostgresCluster's ADDED event; missing keys are left out.
+// They are trustworthy when the watch had synced before the first
+// PostgresCluster was created.
 func (t *tracker) clusterLatencies(keys []string) (latencies []time.Duration, watchedInTime bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -232,7 +238,7 @@ func (t *tracker) clusterLatencies(keys []string) (latencies []time.Duration, wa
 			latencies = append(latencies, at.Sub(t.csvSucceeded))
 		}
 	}
-	return latencies, !t.clustersWatched.IsZero() && t.clustersWatched.Before(t.csvSucceeded)
+	return latencies, !t.clustersWatched.IsZero() && t.clustersBeforeWatch == 0
 }
 
 // counter counts a kind's changes (adds, updates, deletes).

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgstack/pgstack/internal/testenv"
+)
+
+// The bench's own code at a tiny scale (5 stacks, 5 s of steady state), so
+// that `make bench` cannot rot between the runs that measure: every figure
+// is filled in and results.json holds them all. Nothing here judges speed;
+// the figures only mean something at scale, from `make bench`.
+func TestBenchFillsEveryFigure(t *testing.T) {
+	manager := filepath.Join(t.TempDir(), "manager")
+	build := exec.Command("go", "build", "-o", manager, ".")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the manager: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Config{
+		Manager: manager, Rounds: []int{5}, Idle: 5 * time.Second,
+		PhaseTimeout: 3 * time.Minute, CopyTimeout: time.Minute, Out: &out,
+	})
+	if err != nil {
+		t.Fatalf("bench failed: %v\n%s", err, out.String())
+	}
+	if len(res.Rounds) != 1 {
+		t.Fatalf("got %d rounds, want 1\n%s", len(res.Rounds), out.String())
+	}
+	r := res.Rounds[0]
+	positive := map[string]float64{
+		"stacks": float64(r.Stacks), "waiting_stacks": float64(r.WaitingStacks),
+		"namespaces": float64(r.Namespaces), "copied_csvs": float64(r.CopiedCSVs),
+		"seconds_to_all_ready": r.SecondsToAllReady, "baseline_seconds": r.BaselineSeconds, "ratio_to_baseline": r.RatioToBaseline,
+		"writes_per_stack": r.WritesPerStack, "client_writes_per_stack": r.ClientWritesPerStack, "reconciles_per_stack": r.ReconcilesPerStack,
+		"idle_seconds": r.IdleSeconds, "peak_rss_mib": r.PeakRSSMiB,
+		"install_seconds": r.InstallSeconds, "csv_to_cluster_p50_ms": r.CSVToClusterP50ms, "csv_to_cluster_p99_ms": r.CSVToClusterP99ms,
+		"csv_to_cluster_max_ms": r.CSVToClusterMaxms, "waiting_writes_per_stack": r.WaitingWritesPerStack, "round_seconds": r.RoundSeconds,
+	}
+	for name, v := range positive {
+		if !(v > 0) {
+			t.Errorf("%s = %v, want a measured (positive) figure", name, v)
+		}
+	}
+	if r.IdleWritesPerMin < 0 || r.IdleReconcilesPerMin < 0 {
+		t.Errorf("idle figures are negative: %v writes/min, %v reconciles/min", r.IdleWritesPerMin, r.IdleReconcilesPerMin)
+	}
+	// Every stack's own objects are written: the stack (finalizer), its
+	// status and its PostgresCluster.
+	for _, resource := range []string{"postgresstacks", "postgresstacks/status", "postgresclusters"} {
+		if r.WritesPerStackByResource[resource] <= 0 {
+			t.Errorf("writes_per_stack_by_resource lacks %s: %v", resource, r.WritesPerStackByResource)
+		}
+	}
+	if r.CopiedCSVs != r.Namespaces-1 {
+		t.Errorf("OLM copied PGO's CSV into %d namespaces, want every one but its own (%d)", r.CopiedCSVs, r.Namespaces-1)
+	}
+	if len(res.Goals) != 6 || res.Machine.CPUs == 0 || res.WritesSource == "" {
+		t.Errorf("results lack goals, machine or writes source: %+v", res)
+	}
+
+	// results.json carries every figure under its documented name.
+	path := filepath.Join(t.TempDir(), "bench", "results.json")
+	if err := writeResults(path, res); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded struct {
+		Rounds []map[string]any `json:"rounds"`
+	}
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		t.Fatalf("decode results.json: %v", err)
+	}
+	for _, name := range []string{"stacks", "seconds_to_all_ready", "baseline_seconds", "ratio_to_baseline", "writes_per_stack",
+		"idle_writes_per_min", "idle_reconciles_per_min", "peak_rss_mib", "csv_to_cluster_p50_ms", "csv_to_cluster_p99_ms"} {
+		if _, ok := decoded.Rounds[0][name]; !ok {
+			t.Errorf("results.json lacks %s", name)
+		}
+	}
+	for _, want := range []string{"ratio_to_baseline", "writes_per_stack", "goals at N=5:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
