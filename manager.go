@@ -22,11 +22,13 @@ func runManager(args []string) error {
 		probeAddr     string
 		secureMetrics bool
 		leaderElect   bool
+		concurrency   int
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -55,7 +57,12 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.NewReconciler(mgr).SetupWithManager(mgr); err != nil {
+	if concurrency < 1 {
+		return fmt.Errorf("--max-concurrent-reconciles=%d: want at least 1", concurrency)
+	}
+	reconciler := controllers.NewReconciler(mgr)
+	reconciler.MaxConcurrentReconciles = concurrency
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -44,6 +44,8 @@ type PostgresStackReconciler struct {
 	Recorder  recorder.EventRecorder
 	// Now is the clock maintenance windows are judged by; time.Now when nil.
 	Now func() time.Time
+	// MaxConcurrentReconciles is how many stacks are reconciled at once (1 when 0).
+	MaxConcurrentReconciles int
 
 	controller controller.Controller
 	manager    ctrl.Manager
