@@ -1,0 +1,239 @@
+// Package managerproc runs pgstack's manager binary as its own process, the
+// way it runs in a cluster: it can be killed without warning, started again,
+// and its metrics endpoint scraped.
+package managerproc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pgstack/pgstack/internal/testenv"
+)
+
+// Build compiles the manager from the repository into dir and returns its path.
+func Build(dir string) (string, error) {
+	bin := dir + "/manager"
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the manager: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Options say how to run the manager.
+type Options struct {
+	Binary     string
+	Kubeconfig string
+	// LogPath collects stdout and stderr of every run, appended.
+	LogPath string
+	// Args are extra flags after the defaults (plain-HTTP metrics on a
+	// loopback port, no health probes).
+	Args []string
+}
+
+// Process is the manager, across restarts: one process at a time.
+type Process struct {
+	opts       Options
+	metricsURL string
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	starts   int
+	killed   int
+	unwanted []string // exits nobody asked for
+}
+
+// Start runs the manager.
+func Start(opts Options) (*Process, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{opts: opts, metricsURL: "http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"}
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Process) start() error {
+	logFile, err := os.OpenFile(p.opts.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open manager log: %w", err)
+	}
+	fmt.Fprintf(logFile, "\n==== manager start at %s ====\n", time.Now().Format(time.RFC3339Nano))
+	args := append([]string{"manager", "--metrics-bind-address=" + p.metricsURL[len("http://"):len(p.metricsURL)-len("/metrics")],
+		"--metrics-secure=false", "--health-probe-bind-address=0"}, p.opts.Args...)
+	cmd := exec.Command(p.opts.Binary, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+p.opts.Kubeconfig)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group, and it dies with the test even on SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("start the manager %s: %w", p.opts.Binary, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.starts++
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		_ = logFile.Close()
+		p.mu.Lock()
+		// Kill and Stop clear p.cmd before they end it; any other exit is a crash.
+		if p.cmd == cmd {
+			p.unwanted = append(p.unwanted, fmt.Sprintf("pid %d exited by itself: %v", cmd.Process.Pid, err))
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// Kill ends the manager with SIGKILL, as a node failure or the OOM killer
+// would, and returns once it is reaped.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.killed++
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// Restart kills the manager (SIGKILL) and starts it again.
+func (p *Process) Restart() error {
+	p.Kill()
+	return p.start()
+}
+
+// Stop ends the manager gracefully (SIGTERM, then SIGKILL after 10 s).
+func (p *Process) Stop() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// PID is the running manager's process id (0 when none runs).
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Starts is how many times the manager was started; Kills how many times it was SIGKILLed.
+func (p *Process) Starts() int { p.mu.Lock(); defer p.mu.Unlock(); return p.starts }
+
+// Kills is how many times Kill ended the manager.
+func (p *Process) Kills() int { p.mu.Lock(); defer p.mu.Unlock(); return p.killed }
+
+// Exited reports an exit nobody asked for (a crash), or nil.
+func (p *Process) Exited() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.unwanted) > 0 {
+		return fmt.Errorf("the manager crashed: %v (log: %s)", p.unwanted, p.opts.LogPath)
+	}
+	return nil
+}
+
+// WaitServing waits until the running manager's metrics endpoint answers.
+func (p *Process) WaitServing(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		if _, err := p.ReconcileTotal(ctx); err == nil {
+			return nil
+		}
+		if err := p.Exited(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the manager's metrics endpoint %s did not answer within %s (log: %s)", p.metricsURL, timeout, p.opts.LogPath)
+		case <-ticker.C:
+		}
+	}
+}
+
+// ReconcileTotal is controller_runtime_reconcile_total{controller="postgresstack"},
+// summed over results, of the running manager.
+func (p *Process) ReconcileTotal(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", p.metricsURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: %s", p.metricsURL, resp.Status)
+	}
+	return reconcileTotal(resp.Body)
+}
+
+func reconcileTotal(r io.Reader) (float64, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return 0, fmt.Errorf("parse the manager's metrics: %w", err)
+	}
+	var total float64
+	if f := families["controller_runtime_reconcile_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "postgresstack" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
