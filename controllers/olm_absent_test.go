@@ -36,6 +36,10 @@ func TestOLMAbsentStallsThenRecoversWhenInstalled(t *testing.T) {
 	for _, crd := range testenv.OLMCRDs() {
 		must(t, bare.Client.Create(ctx, crd))
 	}
+	eventually(t, "OperatorHub's catalog created", func() (bool, error) {
+		err := createCatalog(bare.Client)
+		return err == nil, nil // the CatalogSource API is served a moment after its CRD
+	})
 	waitCondition(t, stack, platformv1alpha1.ConditionOperatorInstalled, metav1.ConditionFalse, platformv1alpha1.ReasonAwaitingInstallPlan)
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
 	subs := &operatorsv1alpha1.SubscriptionList{}

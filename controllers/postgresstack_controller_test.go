@@ -407,3 +407,11 @@ func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
 		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 0, nil
 	})
 }
+
+func TestAMissingCatalogSourceStalls(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	stack := createStack(t, newStack(newNamespace(t, "team-a"), "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Operator.Source = "no-such-catalog"
+	}))
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonCatalogNotFound, "olm/no-such-catalog")
+}

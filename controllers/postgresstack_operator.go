@@ -24,6 +24,7 @@ import (
 // +kubebuilder:rbac:groups=operators.coreos.com,resources=installplans,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=operators.coreos.com,resources=clusterserviceversions,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=operators.coreos.com,resources=operatorgroups,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=operators.coreos.com,resources=catalogsources,verbs=get;list;watch
 
 // DefaultOperatorGroup is the name of the AllNamespaces OperatorGroup pgstack
 // creates in an install namespace that has none.
@@ -63,6 +64,11 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 		return err
 	}
 	observeSubscription(obs, sub)
+	if sub.Status.InstalledCSV == "" {
+		if err := r.observeCatalog(ctx, obs, sub); err != nil {
+			return err
+		}
+	}
 
 	if sub.Status.InstallPlanRef != nil {
 		if err := r.reconcileInstallPlan(ctx, sc, sub); err != nil {
@@ -102,6 +108,25 @@ func observeSubscription(obs *status.Operator, sub *operatorsv1alpha1.Subscripti
 	if sub.Status.InstallPlanRef != nil {
 		obs.Plan = sub.Status.InstallPlanRef.Name
 	}
+}
+
+// observeCatalog checks the CatalogSource a first install depends on. OLM
+// v0 neither flags a Subscription whose catalog, served by address, stopped
+// answering, nor always says plainly that the catalog does not exist.
+func (r *PostgresStackReconciler) observeCatalog(ctx context.Context, obs *status.Operator, sub *operatorsv1alpha1.Subscription) error {
+	key := client.ObjectKey{Namespace: sub.Spec.CatalogSourceNamespace, Name: sub.Spec.CatalogSource}
+	catalog := &operatorsv1alpha1.CatalogSource{}
+	if err := r.olm().Get(ctx, key, catalog); err != nil {
+		if apierrors.IsNotFound(err) {
+			obs.CatalogMissing = key.String()
+			return nil
+		}
+		return fmt.Errorf("get CatalogSource %s: %w", key, err)
+	}
+	if state := catalog.Status.GRPCConnectionState; obs.CatalogUnhealthy == "" && state != nil && state.LastObservedState != "" && state.LastObservedState != "READY" {
+		obs.CatalogUnhealthy = fmt.Sprintf("CatalogSource %s's connection is %s", key, state.LastObservedState)
+	}
+	return nil
 }
 
 func (r *PostgresStackReconciler) ensureNamespace(ctx context.Context, name string) error {

@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.RunTests(m, func(e *testenv.Env) error {
 		env, k8s = e, e.Client
 		waits = expect.Waiter{Client: k8s, Bound: waitBound}
+		if err := createCatalog(k8s); err != nil {
+			return err
+		}
 		// The manager runs until the process ends with the tests.
 		return startManager(context.Background(), env, &sync.WaitGroup{})
 	}))
@@ -367,3 +370,16 @@ func containsAll(s string, parts ...string) bool {
 // waitBound bounds every wait. Passing waits take well under a second; the
 // bound is generous because CI's two cores also build and run other suites.
 const waitBound = 90 * time.Second
+
+// createCatalog creates OperatorHub's CatalogSource, which stacks name by
+// default, as the user document's OLM install has it.
+func createCatalog(c client.Client) error {
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "olm"}}); client.IgnoreAlreadyExists(err) != nil {
+		return err
+	}
+	return c.Create(ctx, &operatorsv1alpha1.CatalogSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "operatorhubio-catalog", Namespace: "olm"},
+		Spec:       operatorsv1alpha1.CatalogSourceSpec{SourceType: operatorsv1alpha1.SourceTypeGrpc, Address: "127.0.0.1:50051"},
+	})
+}

@@ -34,6 +34,7 @@ const (
 	ReasonInvalidPolicy         = "InvalidPolicy"
 	ReasonResolutionFailed      = "ResolutionFailed"
 	ReasonCatalogUnhealthy      = "CatalogSourceUnhealthy"
+	ReasonCatalogNotFound       = "CatalogSourceNotFound"
 	ReasonAwaitingInstallPlan   = "AwaitingInstallPlan"
 	ReasonInstallPlanFailed     = "InstallPlanFailed"
 	ReasonInstalling            = "Installing"

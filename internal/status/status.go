@@ -27,9 +27,14 @@ type Operator struct {
 	Problem *Problem
 	// Subscription is the Subscription's name, once it exists.
 	Subscription string
-	// ResolutionFailed and CatalogUnhealthy carry the Subscription's conditions' messages.
+	// ResolutionFailed and CatalogUnhealthy carry the Subscription's
+	// conditions' messages; CatalogUnhealthy also says when the CatalogSource's
+	// connection is not READY (OLM v0 does not flag a dead catalog served by
+	// address on the Subscription).
 	ResolutionFailed string
 	CatalogUnhealthy string
+	// CatalogMissing names the CatalogSource the stack asks for when it does not exist.
+	CatalogMissing string
 	InstalledCSV     string
 	CurrentCSV       string
 	// CSVPhase, CSVReason and CSVMessage describe the installed CSV.
@@ -162,6 +167,9 @@ func operatorCondition(o Operator) (metav1.Condition, bool) {
 		stalled = true
 	case o.InstalledCSV != "":
 		set(platformv1alpha1.ReasonInstalling, fmt.Sprintf("%s is in phase %s: %s", o.InstalledCSV, orUnknown(o.CSVPhase), o.CSVMessage))
+	case o.CatalogMissing != "":
+		set(platformv1alpha1.ReasonCatalogNotFound, fmt.Sprintf("CatalogSource %s does not exist, so OLM cannot install the operator from it; create it or fix spec.operator.source/sourceNamespace", o.CatalogMissing))
+		stalled = true
 	case o.ResolutionFailed != "":
 		set(platformv1alpha1.ReasonResolutionFailed, "OLM cannot resolve the Subscription: "+o.ResolutionFailed)
 		stalled = true

@@ -52,6 +52,22 @@ func TestCompute(t *testing.T) {
 			wantReady: "False", wantStalled: "True", wantReconciling: "False", wantReason: platformv1alpha1.ReasonResolutionFailed, wantKstatus: kstatus.FailedStatus, wantInMessage: "nope",
 		},
 		{
+			name: "missing CatalogSource stalls", obs: Observations{Operator: Operator{Subscription: "postgresql", CatalogMissing: "olm/nope"}, Cluster: Cluster{Name: "hippo"}},
+			wantReady: "False", wantStalled: "True", wantReconciling: "False", wantReason: platformv1alpha1.ReasonCatalogNotFound, wantKstatus: kstatus.FailedStatus, wantInMessage: "olm/nope",
+		},
+		{
+			name: "catalog not serving yet: in progress", obs: Observations{Operator: Operator{Subscription: "postgresql", CatalogUnhealthy: "CatalogSource olm/operatorhubio-catalog is TRANSIENT_FAILURE"}, Cluster: Cluster{Name: "hippo"}},
+			wantReady: "False", wantStalled: "False", wantReconciling: "True", wantReason: platformv1alpha1.ReasonCatalogUnhealthy, wantKstatus: kstatus.InProgressStatus, wantInMessage: "TRANSIENT_FAILURE",
+		},
+		{
+			name: "a dead catalog does not touch an installed operator", obs: Observations{Operator: func() Operator {
+				o := installed
+				o.CatalogUnhealthy = "CatalogSource olm/operatorhubio-catalog is TRANSIENT_FAILURE"
+				return o
+			}(), Cluster: readyCluster},
+			wantReady: "True", wantStalled: "False", wantReconciling: "False", wantReason: platformv1alpha1.ReasonReady, wantKstatus: kstatus.CurrentStatus,
+		},
+		{
 			name: "CSV installing", obs: Observations{Operator: Operator{InstalledCSV: "postgresoperator.v5.8.9", CSVPhase: "Installing", CSVMessage: "waiting for deployment"}, Cluster: Cluster{Name: "hippo"}},
 			wantReady: "False", wantReconciling: "True", wantStalled: "False", wantReason: platformv1alpha1.ReasonInstalling, wantKstatus: kstatus.InProgressStatus,
 		},
