@@ -159,6 +159,13 @@ func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) error {
 				return fmt.Errorf("watch OLM kind %T: %w", obj, err)
 			}
 		}
+		// A first install waits on its catalog; wake the stacks that name it
+		// when it appears, goes, or its connection changes state (OLM writes
+		// CatalogSource status often; nothing else in it matters here).
+		if err := r.controller.Watch(source.Kind[client.Object](olmCache, &operatorsv1alpha1.CatalogSource{},
+			handler.EnqueueRequestsFromMapFunc(r.stacksUsingCatalog), catalogStateChanged{})); err != nil {
+			return fmt.Errorf("watch CatalogSources: %w", err)
+		}
 		if !olmCache.WaitForCacheSync(ctx) {
 			return fmt.Errorf("OLM cache did not sync")
 		}
@@ -242,4 +249,35 @@ func (r *PostgresStackReconciler) olm() client.Reader {
 	r.watchedMu.Lock()
 	defer r.watchedMu.Unlock()
 	return r.olmReader
+}
+
+// stacksUsingCatalog maps a CatalogSource to the stacks that install from it.
+func (r *PostgresStackReconciler) stacksUsingCatalog(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &platformv1alpha1.PostgresStackList{}
+	if err := r.List(ctx, list); err != nil {
+		logf.FromContext(ctx).Error(err, "map CatalogSource to stacks")
+		return nil
+	}
+	var out []reconcile.Request
+	for _, s := range list.Items {
+		if s.Spec.Operator.Source == o.GetName() && s.Spec.Operator.SourceNamespace == o.GetNamespace() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+	}
+	return out
+}
+
+// catalogStateChanged passes a CatalogSource's creation and deletion, and
+// updates that change its connection state.
+type catalogStateChanged struct{ predicate.Funcs }
+
+func (catalogStateChanged) Update(e event.UpdateEvent) bool {
+	return connectionState(e.ObjectOld) != connectionState(e.ObjectNew)
+}
+
+func connectionState(o client.Object) string {
+	if cs, ok := o.(*operatorsv1alpha1.CatalogSource); ok && cs.Status.GRPCConnectionState != nil {
+		return cs.Status.GRPCConnectionState.LastObservedState
+	}
+	return ""
 }
