@@ -35,8 +35,8 @@ type Operator struct {
 	CatalogUnhealthy string
 	// CatalogMissing names the CatalogSource the stack asks for when it does not exist.
 	CatalogMissing string
-	InstalledCSV     string
-	CurrentCSV       string
+	InstalledCSV   string
+	CurrentCSV     string
 	// CSVPhase, CSVReason and CSVMessage describe the installed CSV.
 	CSVPhase   string
 	CSVReason  string
