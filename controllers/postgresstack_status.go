@@ -23,7 +23,15 @@ var eventedConditions = []string{
 // each change of a component's status or reason (Warning when the operator
 // failed), an upgrade that starts or stops waiting, the stack becoming Ready
 // or losing it, and the stack stalling (Warning).
+//
+// Events are API writes, one per stack each (make bench counts them), so
+// they say each thing once: a stack's first report is no change of a
+// component (only a failed operator is news then; PostgresClusterCreated
+// tells the rest), and the cluster turning ready as the stack turns Ready is
+// the Ready event's news.
 func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.PostgresStack, before, after platformv1alpha1.PostgresStackStatus) {
+	becameReady := meta.IsStatusConditionTrue(after.Conditions, platformv1alpha1.ConditionReady) &&
+		!meta.IsStatusConditionTrue(before.Conditions, platformv1alpha1.ConditionReady)
 	for _, t := range eventedConditions {
 		now := meta.FindStatusCondition(after.Conditions, t)
 		if now == nil {
@@ -40,6 +48,8 @@ func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.Post
 			}
 			if now.Reason == platformv1alpha1.ReasonCSVFailed {
 				eventType = corev1.EventTypeWarning
+			} else if was == nil || (t == platformv1alpha1.ConditionClusterReady && now.Status == metav1.ConditionTrue && becameReady) {
+				continue
 			}
 		case platformv1alpha1.ConditionUpgradeApproved:
 			// Waiting starts or ends (or waits for another reason); the first True is no news.
