@@ -114,3 +114,5 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func clientKey(s *platformv1alpha1.PostgresStack) client.ObjectKey { return client.ObjectKeyFromObject(s) }

@@ -1,0 +1,313 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/testenv"
+)
+
+// invalidStack is one row of the API's table of mistakes.
+type invalidStack struct {
+	name, spec string
+	want       []string
+}
+
+// The API issue's table lives in api/v1alpha1/validation_test.go; it is read
+// from there, so this suite submits every row the API's own test does, on
+// the full cluster, while the manager runs.
+var validationTable = filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "validation_test.go")
+
+// TestEveryInvalidStackIsRefused submits every invalid stack of the API's
+// table; the API server must refuse each as Invalid, naming the field, and
+// the manager must not notice.
+func TestEveryInvalidStackIsRefused(t *testing.T) {
+	ctx := context.Background()
+	rows, err := invalidStacks(validationTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 30 {
+		t.Fatalf("read %d invalid stacks from %s; the table has more, has its shape changed?", len(rows), validationTable)
+	}
+	const ns = "bad-input"
+	must(t, lc.CreateNamespace(ctx, ns))
+	startsBefore := manager.Starts()
+	for i, row := range rows {
+		var spec map[string]any
+		if err := yaml.Unmarshal([]byte(row.spec), &spec); err != nil {
+			t.Fatalf("%s: spec YAML: %v", row.name, err)
+		}
+		obj := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		obj.SetGroupVersionKind(platformv1alpha1.GroupVersion.WithKind("PostgresStack"))
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("invalid-%d", i))
+		err := k8s.Create(ctx, obj)
+		switch {
+		case err == nil:
+			_ = k8s.Delete(ctx, obj)
+			t.Errorf("%s: the API server accepted %s", row.name, row.spec)
+			continue
+		case !apierrors.IsInvalid(err):
+			t.Errorf("%s: want Invalid, got %v", row.name, err)
+			continue
+		}
+		for _, want := range row.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: the API server's message does not say %q: %v", row.name, want, err)
+			}
+		}
+		counts.add(&counts.refusedByAPI, 1)
+	}
+	if err := manager.Exited(); err != nil || manager.Starts() != startsBefore {
+		t.Fatalf("the manager restarted or crashed during bad input: %v", err)
+	}
+	t.Logf("the API server refused all %d invalid stacks of %s", len(rows), validationTable)
+}
+
+// invalidStacks reads the rows of TestTheAPIServerRejectsInvalidStacks'
+// table: {name, spec, want} literals, where spec may join string literals
+// with manyLabels(n).
+func invalidStacks(path string) ([]invalidStack, error) {
+	file, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	var table *ast.CompositeLit
+	for _, decl := range file.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "TestTheAPIServerRejectsInvalidStacks" {
+			continue
+		}
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.CompositeLit); ok && table == nil {
+				if _, isSlice := lit.Type.(*ast.ArrayType); isSlice {
+					table = lit
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if table == nil {
+		return nil, fmt.Errorf("%s: no table in TestTheAPIServerRejectsInvalidStacks", path)
+	}
+	var rows []invalidStack
+	for _, elt := range table.Elts {
+		row, ok := elt.(*ast.CompositeLit)
+		if !ok || len(row.Elts) != 3 {
+			return nil, fmt.Errorf("%s: a row of another shape than {name, spec, want}", path)
+		}
+		name, err := stringValue(row.Elts[0])
+		if err != nil {
+			return nil, err
+		}
+		spec, err := stringValue(row.Elts[1])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		wants, ok := row.Elts[2].(*ast.CompositeLit)
+		if !ok {
+			return nil, fmt.Errorf("%s: want is not a literal", name)
+		}
+		r := invalidStack{name: name, spec: spec}
+		for _, w := range wants.Elts {
+			s, err := stringValue(w)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			r.want = append(r.want, s)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// stringValue evaluates the string expressions the table uses.
+func stringValue(e ast.Expr) (string, error) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			break
+		}
+		return strconv.Unquote(e.Value)
+	case *ast.BinaryExpr:
+		if e.Op != token.ADD {
+			break
+		}
+		x, err := stringValue(e.X)
+		if err != nil {
+			return "", err
+		}
+		y, err := stringValue(e.Y)
+		return x + y, err
+	case *ast.CallExpr:
+		fn, ok := e.Fun.(*ast.Ident)
+		if !ok || fn.Name != "manyLabels" || len(e.Args) != 1 {
+			break
+		}
+		arg, ok := e.Args[0].(*ast.BasicLit)
+		if !ok {
+			break
+		}
+		n, err := strconv.Atoi(arg.Value)
+		if err != nil {
+			return "", err
+		}
+		labels := make([]string, n)
+		for i := range labels {
+			labels[i] = fmt.Sprintf("l%d: v", i)
+		}
+		return strings.Join(labels, ", "), nil
+	}
+	return "", fmt.Errorf("an expression this reader cannot evaluate: %T", e)
+}
+
+// TestClusterLevelBadInputsStallClearlyWithoutHotLoops: stacks the API
+// server admits but the cluster cannot serve (a package no catalog has, a
+// catalog that does not exist, two OperatorGroups, a conflicting channel)
+// each end with a clear condition; the manager neither crashes nor spins on
+// them: once they have settled, a quiet window adds only a few reconciles.
+//
+// Each bad input that could install anything uses an install namespace of
+// its own, so the shared operators install stays healthy.
+func TestClusterLevelBadInputsStallClearlyWithoutHotLoops(t *testing.T) {
+	ctx := context.Background()
+	startsBefore, pidBefore := manager.Starts(), manager.PID()
+
+	// The stack the conflicting one conflicts with: the shared Subscription
+	// follows its channel.
+	anchor := newStack(t, "bad-anchor", "anchor", nil)
+	waits.Condition(t, anchor, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+
+	must(t, lc.CreateNamespace(ctx, "bad-two-groups-op"))
+	for _, name := range []string{"first", "second"} {
+		must(t, k8s.Create(ctx, &operatorsv1.OperatorGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "bad-two-groups-op", Name: name}}))
+	}
+	type badInput struct {
+		stack            *platformv1alpha1.PostgresStack
+		stalled          bool
+		reasons, mention []string
+	}
+	bad := []badInput{
+		{
+			stack: newStack(t, "bad-unknown", "unknown-package", func(s *platformv1alpha1.PostgresStack) {
+				s.Spec.Operator.Package, s.Spec.Operator.Namespace = "no-such-operator", "bad-unknown-op"
+			}),
+			stalled: true, reasons: []string{platformv1alpha1.ReasonResolutionFailed}, mention: []string{"no-such-operator"},
+		},
+		{
+			stack: newStack(t, "bad-catalog", "missing-catalog", func(s *platformv1alpha1.PostgresStack) {
+				s.Spec.Operator.Source, s.Spec.Operator.Namespace = "no-such-catalog", "bad-catalog-op"
+			}),
+			// OLM reports both ResolutionFailed and CatalogSourcesUnhealthy
+			// ("targeted catalogsource olm/no-such-catalog missing"); either,
+			// or pgstack's own finding that the CatalogSource does not exist, is clear.
+			reasons: []string{platformv1alpha1.ReasonResolutionFailed, platformv1alpha1.ReasonCatalogUnhealthy, "CatalogSourceNotFound"}, mention: []string{"no-such-catalog"},
+		},
+		{
+			stack: newStack(t, "bad-groups", "two-groups", func(s *platformv1alpha1.PostgresStack) {
+				s.Spec.Operator.Namespace = "bad-two-groups-op"
+			}),
+			stalled: true, reasons: []string{platformv1alpha1.ReasonOperatorGroupConflict}, mention: []string{"first", "second"},
+		},
+		{
+			stack: newStack(t, "bad-conflict", "lion", func(s *platformv1alpha1.PostgresStack) {
+				s.Spec.Operator.Channel = "v6"
+			}),
+			stalled: true, reasons: []string{platformv1alpha1.ReasonSubscriptionConflict}, mention: []string{"bad-anchor/anchor", `"v6"`},
+		},
+	}
+	for _, b := range bad {
+		counts.add(&counts.clusterBadInputs, 1)
+		var last *metav1.Condition
+		waits.Eventually(t, fmt.Sprintf("%s/%s Ready=False with reason in %v mentioning %q", b.stack.Namespace, b.stack.Name, b.reasons, b.mention), func() (bool, error) {
+			got := &platformv1alpha1.PostgresStack{}
+			if err := k8s.Get(ctx, clientKey(b.stack), got); err != nil {
+				return false, err
+			}
+			ready := meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionReady)
+			last = ready
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.ObservedGeneration != got.Generation || !oneOf(ready.Reason, b.reasons) {
+				return false, nil
+			}
+			for _, m := range b.mention {
+				if !strings.Contains(ready.Message, m) {
+					return false, nil
+				}
+			}
+			stalled := meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionStalled)
+			return !b.stalled || (stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == ready.Reason), nil
+		})
+		t.Logf("%s/%s: Ready=False %s: %s", b.stack.Namespace, b.stack.Name, last.Reason, last.Message)
+	}
+	if subs := oneSubscription(t); subs.Spec.Channel != "v5" {
+		t.Fatalf("the conflicting stack changed the shared Subscription: channel %s", subs.Spec.Channel)
+	}
+
+	// Settled: the conditions above are written. Now nothing changes, so
+	// reconciles must nearly stop.
+	var stacks platformv1alpha1.PostgresStackList
+	must(t, k8s.List(ctx, &stacks))
+	before, err := manager.ReconcileTotal(ctx)
+	must(t, err)
+	const quiet = 10 * time.Second
+	window := time.NewTimer(quiet) // the measurement window, not a wait for a state
+	ticker := time.NewTicker(500 * time.Millisecond)
+	defer ticker.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-window.C:
+			waiting = false
+		case <-ticker.C:
+			if err := manager.Exited(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	after, err := manager.ReconcileTotal(ctx)
+	must(t, err)
+	// OLM still writes the stalled Subscriptions' status now and then (it
+	// retries resolution with backoff), and each write wakes the stacks of
+	// that namespace once; a hot loop would be hundreds.
+	limit := 2 * float64(len(stacks.Items))
+	t.Logf("quiet window of %s: %.0f reconciles of %d stacks (limit %.0f)", quiet, after-before, len(stacks.Items), limit)
+	if after-before > limit {
+		t.Errorf("the manager hot-loops: %.0f reconciles in %s with %d stacks settled (limit %.0f)\n%s", after-before, quiet, len(stacks.Items), limit, lc.LogTail("pgstack-manager", 20))
+	}
+	if err := manager.Exited(); err != nil || manager.Starts() != startsBefore || manager.PID() != pidBefore {
+		t.Fatalf("the manager crashed or restarted during bad input (pid %d -> %d): %v", pidBefore, manager.PID(), err)
+	}
+	for _, b := range bad {
+		deleteStack(t, b.stack)
+	}
+	for _, b := range bad {
+		waitStackGone(t, b.stack)
+	}
+	guard.check(t)
+}
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
