@@ -115,4 +115,6 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func clientKey(s *platformv1alpha1.PostgresStack) client.ObjectKey { return client.ObjectKeyFromObject(s) }
+func clientKey(s *platformv1alpha1.PostgresStack) client.ObjectKey {
+	return client.ObjectKeyFromObject(s)
+}
