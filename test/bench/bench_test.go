@@ -45,6 +45,7 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		"idle_seconds": r.IdleSeconds, "peak_rss_mib": r.PeakRSSMiB,
 		"install_seconds": r.InstallSeconds, "csv_to_cluster_p50_ms": r.CSVToClusterP50ms, "csv_to_cluster_p99_ms": r.CSVToClusterP99ms,
 		"csv_to_cluster_max_ms": r.CSVToClusterMaxms, "waiting_writes_per_stack": r.WaitingWritesPerStack, "round_seconds": r.RoundSeconds,
+		"copy_seconds": r.CopySeconds,
 	}
 	for name, v := range positive {
 		if !(v > 0) {
