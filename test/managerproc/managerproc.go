@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -192,29 +194,38 @@ func (p *Process) WaitServing(ctx context.Context, timeout time.Duration) error 
 	}
 }
 
-// ReconcileTotal is controller_runtime_reconcile_total{controller="postgresstack"},
-// summed over results, of the running manager.
-func (p *Process) ReconcileTotal(ctx context.Context) (float64, error) {
+// Metrics scrapes the running manager's metrics endpoint.
+func (p *Process) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", p.metricsURL, err)
+		return nil, fmt.Errorf("scrape %s: %w", p.metricsURL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: %s", p.metricsURL, resp.Status)
+		return nil, fmt.Errorf("scrape %s: %s", p.metricsURL, resp.Status)
 	}
-	return reconcileTotal(resp.Body)
+	return parseMetrics(resp.Body)
 }
 
-func reconcileTotal(r io.Reader) (float64, error) {
+func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
-		return 0, fmt.Errorf("parse the manager's metrics: %w", err)
+		return nil, fmt.Errorf("parse the manager's metrics: %w", err)
+	}
+	return families, nil
+}
+
+// ReconcileTotal is controller_runtime_reconcile_total{controller="postgresstack"},
+// summed over results, of the running manager.
+func (p *Process) ReconcileTotal(ctx context.Context) (float64, error) {
+	families, err := p.Metrics(ctx)
+	if err != nil {
+		return 0, err
 	}
 	var total float64
 	if f := families["controller_runtime_reconcile_total"]; f != nil {
@@ -227,6 +238,33 @@ func reconcileTotal(r io.Reader) (float64, error) {
 		}
 	}
 	return total, nil
+}
+
+// PeakRSSMiB is the running manager's peak resident set (VmHWM), in MiB.
+func (p *Process) PeakRSSMiB() (float64, error) {
+	pid := p.PID()
+	if pid == 0 {
+		return 0, fmt.Errorf("the manager is not running")
+	}
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read the manager's peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fields := strings.Fields(rest) // "12345 kB"
+			if len(fields) == 0 {
+				break
+			}
+			kib, err := strconv.ParseFloat(fields[0], 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmHWM %q: %w", rest, err)
+			}
+			return kib / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("%s has no VmHWM line", path)
 }
 
 func freePort() (int, error) {

@@ -44,6 +44,7 @@ type crashStep struct {
 // ever approve the CSVs every stack's range allows: 5.8.8 and 5.8.9, never
 // 5.9.0.
 func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
+	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
 	ledgerFrom := len(approvals.Approvals())
 	allowed := map[string]bool{csvName("5.8.8"): true, csvName("5.8.9"): true}

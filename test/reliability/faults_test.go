@@ -55,6 +55,7 @@ func restartOLM(t *testing.T, operator string) <-chan error {
 // an upgrade. The manager rides them out without restarting, and every flow
 // finishes.
 func TestAPIServerAndOLMRestartsMidFlow(t *testing.T) {
+	t.Cleanup(func() { logCounts(t) })
 	startsBefore := manager.Starts()
 	ledgerFrom := len(approvals.Approvals())
 
@@ -105,6 +106,7 @@ func TestAPIServerAndOLMRestartsMidFlow(t *testing.T) {
 // pgstack owns (postgresVersion) and fields it does not (port, a label).
 // pgstack restores what it owns and keeps the rest.
 func TestConflictingWritersDoNotWin(t *testing.T) {
+	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
 	ledgerFrom := len(approvals.Approvals())
 	foxtrot := newStack(t, "writers-foxtrot", "foxtrot", nil)

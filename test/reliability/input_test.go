@@ -38,6 +38,7 @@ var validationTable = filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "vali
 // table; the API server must refuse each as Invalid, naming the field, and
 // the manager must not notice.
 func TestEveryInvalidStackIsRefused(t *testing.T) {
+	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
 	rows, err := invalidStacks(validationTable)
 	if err != nil {
@@ -188,6 +189,7 @@ func stringValue(e ast.Expr) (string, error) {
 // Each bad input that could install anything uses an install namespace of
 // its own, so the shared operators install stays healthy.
 func TestClusterLevelBadInputsStallClearlyWithoutHotLoops(t *testing.T) {
+	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
 	startsBefore, pidBefore := manager.Starts(), manager.PID()
 

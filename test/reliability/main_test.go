@@ -82,6 +82,9 @@ func (c *tally) String() string {
 		c.refusedByAPI+c.clusterBadInputs, c.refusedByAPI, c.clusterBadInputs, c.conflictingWrites)
 }
 
+// logCounts reports the counts so far in the test's own output.
+func logCounts(t *testing.T) { t.Logf("so far: %s", &counts) }
+
 // randomPoints hands out the random delays; one generator, so one seed
 // replays a whole run's schedule.
 type randomPoints struct {
