@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // The kube-apiserver's audit log is how the bench counts the manager's
@@ -78,11 +79,36 @@ type auditLog struct {
 	path   string
 	offset int64
 	counts writeCounts
+	// millis is the API server's time on those writes, by resource.
+	millis writeCounts
+}
+
+// latency is the API server's time on the writes counted so far, by resource.
+func (a *auditLog) latency() writeCounts {
+	out := writeCounts{}
+	for k, ms := range a.millis {
+		out[k] = ms
+	}
+	return out
+}
+
+// meanMillis is the mean time per write between two readings of counts and latency.
+func meanMillis(countsBefore, countsAfter, millisBefore, millisAfter writeCounts) map[string]float64 {
+	out := map[string]float64{}
+	spent := millisAfter.minus(millisBefore)
+	for resource, n := range countsAfter.minus(countsBefore) {
+		if n > 0 {
+			out[resource] = round2(spent[resource] / n)
+		}
+	}
+	return out
 }
 
 type auditEvent struct {
-	Stage     string `json:"stage"`
-	Verb      string `json:"verb"`
+	Stage     string    `json:"stage"`
+	Verb      string    `json:"verb"`
+	Received  time.Time `json:"requestReceivedTimestamp"`
+	Completed time.Time `json:"stageTimestamp"`
 	ObjectRef *struct {
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
@@ -93,7 +119,7 @@ type auditEvent struct {
 // the running totals.
 func (a *auditLog) read() (writeCounts, error) {
 	if a.counts == nil {
-		a.counts = writeCounts{}
+		a.counts, a.millis = writeCounts{}, writeCounts{}
 	}
 	f, err := os.Open(a.path)
 	if os.IsNotExist(err) {
@@ -128,6 +154,7 @@ func (a *auditLog) read() (writeCounts, error) {
 			resource += "/" + ev.ObjectRef.Subresource
 		}
 		a.counts[resource]++
+		a.millis[resource] += float64(ev.Completed.Sub(ev.Received)) / float64(time.Millisecond)
 	}
 	a.offset += int64(end + 1)
 	return a.snapshot(), nil

@@ -13,8 +13,7 @@
 //     approves, and the bench times, from its own watches, PGO's CSV turning
 //     Succeeded to each waiting stack's PostgresCluster being added
 //     (csv_to_cluster);
-//  2. creates a namespace per stack; OLM labels each and copies PGO's CSV
-//     into each from now on, at its client's 5 requests/s;
+//  2. creates a namespace per stack; OLM copies PGO's CSV into each;
 //  3. baseline: a bare client creates, in those namespaces, the
 //     PostgresClusters pgstack renders for the same stacks and awaits the
 //     stand-in's readiness;
@@ -85,7 +84,7 @@ type Round struct {
 	WaitingStacks int `json:"waiting_stacks"`
 	Namespaces    int `json:"namespaces"`
 	CopiedCSVs    int `json:"copied_csvs"`
-	// CopySeconds is how long OLM took to copy PGO's CSV into the stacks' namespaces.
+	// CopySeconds is from the stacks' namespaces being created to OLM's last copy of PGO's CSV.
 	CopySeconds float64 `json:"copy_seconds"`
 
 	SecondsToAllReady float64 `json:"seconds_to_all_ready"`
@@ -105,6 +104,8 @@ type Round struct {
 	IdleChanges map[string]float64 `json:"idle_changes"`
 
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// HeapInuseMiB is the manager's Go heap in use at the end of the round.
+	HeapInuseMiB float64 `json:"heap_inuse_mib"`
 
 	// InstallSeconds is from the first waiting stack to PGO's CSV Succeeded.
 	InstallSeconds        float64 `json:"install_seconds"`
@@ -112,6 +113,9 @@ type Round struct {
 	CSVToClusterP99ms     float64 `json:"csv_to_cluster_p99_ms"`
 	CSVToClusterMaxms     float64 `json:"csv_to_cluster_max_ms"`
 	WaitingWritesPerStack float64 `json:"waiting_writes_per_stack"`
+	// WriteLatencyMs is the API server's mean time per write of the manager's,
+	// by resource, in the pgstack phase: where its time goes.
+	WriteLatencyMs map[string]float64 `json:"write_latency_ms_by_resource"`
 
 	RoundSeconds float64 `json:"round_seconds"`
 	// LoadAverage is the machine's 1-minute load average at the round's
@@ -185,11 +189,15 @@ func printTable(out io.Writer, res *Results) {
 	for _, resource := range resources(res.Rounds) {
 		row("  "+resource, f("%.2f", func(r Round) float64 { return r.WritesPerStackByResource[resource] }), "")
 	}
+	for _, resource := range resources(res.Rounds) {
+		row("  API server ms per write, "+resource, f("%.1f", func(r Round) float64 { return r.WriteLatencyMs[resource] }), "")
+	}
 	row("  (manager's own count)", f("%.2f", func(r Round) float64 { return r.ClientWritesPerStack }), "")
 	row("reconciles per stack", f("%.2f", func(r Round) float64 { return r.ReconcilesPerStack }), "")
 	row("idle_writes_per_min", f("%.1f", func(r Round) float64 { return r.IdleWritesPerMin }), "0")
 	row("idle_reconciles_per_min", f("%.1f", func(r Round) float64 { return r.IdleReconcilesPerMin }), "0")
 	row("peak_rss_mib", f("%.1f", func(r Round) float64 { return r.PeakRSSMiB }), "< 100")
+	row("heap in use at the end, MiB", f("%.1f", func(r Round) float64 { return r.HeapInuseMiB }), "")
 	row("waiting stacks", func(r Round) string { return fmt.Sprint(r.WaitingStacks) }, "")
 	row("install seconds (stack → CSV Succeeded)", f("%.1f", func(r Round) float64 { return r.InstallSeconds }), "")
 	row("csv_to_cluster_p50_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterP50ms }), "")

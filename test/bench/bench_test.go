@@ -45,7 +45,7 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		"idle_seconds": r.IdleSeconds, "peak_rss_mib": r.PeakRSSMiB,
 		"install_seconds": r.InstallSeconds, "csv_to_cluster_p50_ms": r.CSVToClusterP50ms, "csv_to_cluster_p99_ms": r.CSVToClusterP99ms,
 		"csv_to_cluster_max_ms": r.CSVToClusterMaxms, "waiting_writes_per_stack": r.WaitingWritesPerStack, "round_seconds": r.RoundSeconds,
-		"copy_seconds": r.CopySeconds,
+		"copy_seconds": r.CopySeconds, "heap_inuse_mib": r.HeapInuseMiB,
 	}
 	for name, v := range positive {
 		if !(v > 0) {
@@ -60,6 +60,9 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	for _, resource := range []string{"postgresstacks", "postgresstacks/status", "postgresclusters"} {
 		if r.WritesPerStackByResource[resource] <= 0 {
 			t.Errorf("writes_per_stack_by_resource lacks %s: %v", resource, r.WritesPerStackByResource)
+		}
+		if r.WriteLatencyMs[resource] <= 0 {
+			t.Errorf("write_latency_ms_by_resource lacks %s: %v", resource, r.WriteLatencyMs)
 		}
 	}
 	if r.CopiedCSVs != r.Namespaces-1 {

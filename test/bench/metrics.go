@@ -15,6 +15,9 @@ type metricsSnapshot struct {
 	Reconciles float64
 	// Writes is client-go's rest_client_requests_total for POST, PUT, PATCH and DELETE.
 	Writes float64
+	// HeapInuseBytes is the Go heap in use (go_memstats_heap_inuse_bytes):
+	// beside peak RSS it tells live data from garbage awaiting collection.
+	HeapInuseBytes float64
 }
 
 func (s metricsSnapshot) minus(before metricsSnapshot) metricsSnapshot {
@@ -43,6 +46,9 @@ func parseMetrics(r io.Reader) (metricsSnapshot, error) {
 				s.Writes += m.GetCounter().GetValue()
 			}
 		}
+	}
+	if f := families["go_memstats_heap_inuse_bytes"]; f != nil && len(f.GetMetric()) > 0 {
+		s.HeapInuseBytes = f.GetMetric()[0].GetGauge().GetValue()
 	}
 	return s, nil
 }

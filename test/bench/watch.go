@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -33,6 +35,7 @@ var (
 // and stamps each event with the time it was received here.
 type tracker struct {
 	dynamic   dynamic.Interface
+	metadata  metadata.Interface
 	discovery discovery.DiscoveryInterface
 	operators string // PGO's install namespace
 
@@ -49,6 +52,8 @@ type tracker struct {
 	stackReady          map[string]bool      // Ready=True for the current generation
 	// updates counts changes by kind, to say what woke the manager in steady state.
 	updates map[string]float64
+	// lastCopy is when the latest of OLM's copied CSVs was seen.
+	lastCopy time.Time
 }
 
 func newTracker(cfg *rest.Config, operatorsNamespace string) (*tracker, error) {
@@ -60,7 +65,11 @@ func newTracker(cfg *rest.Config, operatorsNamespace string) (*tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
-	return &tracker{dynamic: dyn, discovery: disc, operators: operatorsNamespace,
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metadata client: %w", err)
+	}
+	return &tracker{dynamic: dyn, discovery: disc, metadata: meta, operators: operatorsNamespace,
 		clusterAdded: map[string]time.Time{}, clusterReady: map[string]bool{}, stackReady: map[string]bool{}, updates: map[string]float64{}}, nil
 }
 
@@ -104,9 +113,23 @@ func (t *tracker) start(ctx context.Context) error {
 		}
 		synced = append(synced, watched.informer.HasSynced)
 	}
+	// OLM's copies, by metadata only (each is a whole CSV).
+	copies := metadatainformer.NewFilteredSharedInformerFactory(t.metadata, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.LabelSelector = operatorsv1alpha1.CopiedLabelKey
+	})
+	copied := copies.ForResource(csvsGVR).Informer()
+	if _, err := copied.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(any) {
+		t.mu.Lock()
+		t.lastCopy = time.Now()
+		t.mu.Unlock()
+	}}); err != nil {
+		return fmt.Errorf("watch copied CSVs: %w", err)
+	}
+	synced = append(synced, copied.HasSynced)
 	all.Start(ctx.Done())
 	pgoCSVs.Start(ctx.Done())
 	inOperators.Start(ctx.Done())
+	copies.Start(ctx.Done())
 	for _, synced := range synced {
 		if !toolscache.WaitForCacheSync(ctx.Done(), synced) {
 			return fmt.Errorf("the bench's watches did not sync")
@@ -264,4 +287,11 @@ func (t *tracker) changes() writeCounts {
 		out[k] = n
 	}
 	return out
+}
+
+// lastCopyAt is when the latest of OLM's copied CSVs was seen.
+func (t *tracker) lastCopyAt() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastCopy
 }
