@@ -56,7 +56,9 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 	}
 	patch := client.MergeFrom(stack.DeepCopy())
 	controllerutil.RemoveFinalizer(stack, Finalizer)
-	if err := r.Patch(ctx, stack, patch); err != nil {
+	// NotFound: a reconcile from a cache that still held the stack; it went
+	// with its finalizer, so the release is done.
+	if err := r.Patch(ctx, stack, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("remove finalizer: %w", err)
 	}
 	forgetStack(client.ObjectKeyFromObject(stack))
