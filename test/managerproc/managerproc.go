@@ -223,18 +223,25 @@ func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
 // ReconcileTotal is controller_runtime_reconcile_total{controller="postgresstack"},
 // summed over results, of the running manager.
 func (p *Process) ReconcileTotal(ctx context.Context) (float64, error) {
+	return p.Sum(ctx, "controller_runtime_reconcile_total", map[string]string{"controller": "postgresstack"})
+}
+
+// Sum adds up the counter or gauge name over the series carrying every label in match.
+func (p *Process) Sum(ctx context.Context, name string, match map[string]string) (float64, error) {
 	families, err := p.Metrics(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var total float64
-	if f := families["controller_runtime_reconcile_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "postgresstack" {
-					total += m.GetCounter().GetValue()
-				}
+	for _, m := range families[name].GetMetric() {
+		matched := 0
+		for _, l := range m.GetLabel() {
+			if v, ok := match[l.GetName()]; ok && v == l.GetValue() {
+				matched++
 			}
+		}
+		if matched == len(match) {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return total, nil

@@ -296,11 +296,24 @@ func TestClusterLevelBadInputsStallClearlyWithoutHotLoops(t *testing.T) {
 	if err := manager.Exited(); err != nil || manager.Starts() != startsBefore || manager.PID() != pidBefore {
 		t.Fatalf("the manager crashed or restarted during bad input (pid %d -> %d): %v", pidBefore, manager.PID(), err)
 	}
+	// Releasing them is no error either: a reconcile from a cache that still
+	// holds a released stack once counted one.
+	deleteErrorsBefore, err := manager.Sum(ctx, "pgstack_reconcile_errors_total", map[string]string{"phase": "delete"})
+	must(t, err)
 	for _, b := range bad {
 		deleteStack(t, b.stack)
 	}
 	for _, b := range bad {
 		waitStackGone(t, b.stack)
+	}
+	waits.Eventually(t, "the manager's queue drained of the released stacks", func() (bool, error) {
+		depth, err := manager.Sum(ctx, "workqueue_depth", map[string]string{"name": "postgresstack"})
+		return depth == 0, err
+	})
+	deleteErrors, err := manager.Sum(ctx, "pgstack_reconcile_errors_total", map[string]string{"phase": "delete"})
+	must(t, err)
+	if deleteErrors != deleteErrorsBefore {
+		t.Errorf("releasing %d stalled stacks counted %.0f delete-phase reconcile errors\n%s", len(bad), deleteErrors-deleteErrorsBefore, lc.LogTail("pgstack-manager", 10))
 	}
 	guard.check(t)
 }
