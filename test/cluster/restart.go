@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -112,9 +111,4 @@ func (c *Cluster) waitRestarted(ctx context.Context, p *process) error {
 	default:
 		return p.exited()
 	}
-}
-
-// LogPath is the path of a process's log, for failure messages that point at it.
-func (c *Cluster) LogPath(name string) string {
-	return filepath.Join(c.Dir, "logs", name+".log")
 }
