@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/managerproc"
 )
 
 // The bench's own code at a tiny scale (5 stacks, 5 s of steady state), so
@@ -19,11 +18,9 @@ import (
 // is filled in and results.json holds them all. Nothing here judges speed;
 // the figures only mean something at scale, from `make bench`.
 func TestBenchFillsEveryFigure(t *testing.T) {
-	manager := filepath.Join(t.TempDir(), "manager")
-	build := exec.Command("go", "build", "-o", manager, ".")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the manager: %v\n%s", err, out)
+	manager, err := managerproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	res, err := Run(context.Background(), Config{

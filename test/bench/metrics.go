@@ -1,12 +1,11 @@
 package main
 
 import (
-	"fmt"
-	"io"
+	"context"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/pgstack/pgstack/test/managerproc"
 )
 
 // metricsSnapshot is what the bench reads from the manager's own metrics.
@@ -26,11 +25,11 @@ func (s metricsSnapshot) minus(before metricsSnapshot) metricsSnapshot {
 
 var writeMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true}
 
-func parseMetrics(r io.Reader) (metricsSnapshot, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(r)
+// scrape reads the figures the bench wants from the manager's metrics.
+func scrape(ctx context.Context, mgr *managerproc.Process) (metricsSnapshot, error) {
+	families, err := mgr.Metrics(ctx)
 	if err != nil {
-		return metricsSnapshot{}, fmt.Errorf("parse the manager's metrics: %w", err)
+		return metricsSnapshot{}, err
 	}
 	var s metricsSnapshot
 	if f := families["controller_runtime_reconcile_total"]; f != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/managerproc"
 	"github.com/pgstack/pgstack/test/standin"
 )
 
@@ -41,7 +42,7 @@ type round struct {
 	lc     *cluster.Cluster
 	client client.Client
 	track  *tracker
-	mgr    *managerProcess
+	mgr    *managerproc.Process
 	audit  *auditLog
 	result Round
 	// namespacesCreated is when the stacks' namespaces were created, from
@@ -107,12 +108,13 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	if err := managerKubeconfig(ctx, r.lc, kubeconfig); err != nil {
 		return Round{}, err
 	}
-	r.mgr, err = startManager(cfg.Manager, kubeconfig, filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), cfg.ManagerArgs)
+	r.mgr, err = managerproc.Start(managerproc.Options{Binary: cfg.Manager, Kubeconfig: kubeconfig,
+		LogPath: filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), Args: cfg.ManagerArgs})
 	if err != nil {
 		return Round{}, err
 	}
-	defer r.mgr.stop()
-	if err := r.mgr.waitServing(ctx, time.Minute); err != nil {
+	defer r.mgr.Stop()
+	if err := r.mgr.WaitServing(ctx, time.Minute); err != nil {
 		return Round{}, err
 	}
 
@@ -133,14 +135,14 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 			say("[N=%d] %s failed; manager log (last lines):\n%s", n, step.name, r.lc.LogTail("pgstack-manager", 20))
 			return Round{}, fmt.Errorf("N=%d, %s: %w", n, step.name, err)
 		}
-		if err := r.mgr.exited(); err != nil {
+		if err := r.mgr.Exited(); err != nil {
 			return Round{}, fmt.Errorf("N=%d, after %s: %w", n, step.name, err)
 		}
 	}
-	if r.result.PeakRSSMiB, err = r.mgr.peakRSSMiB(); err != nil {
+	if r.result.PeakRSSMiB, err = r.mgr.PeakRSSMiB(); err != nil {
 		return Round{}, err
 	}
-	final, err := r.mgr.scrape(ctx)
+	final, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return Round{}, err
 	}
@@ -306,7 +308,7 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 		return err
 	}
 	latencyBefore := r.audit.latency()
-	metricsBefore, err := r.mgr.scrape(ctx)
+	metricsBefore, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return err
 	}
@@ -332,7 +334,7 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsAfter, err := r.mgr.scrape(ctx)
+	metricsAfter, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return err
 	}
@@ -425,7 +427,7 @@ func (r *round) idlePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsBefore, err := r.mgr.scrape(ctx)
+	metricsBefore, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return err
 	}
@@ -456,7 +458,7 @@ func (r *round) idlePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsAfter, err := r.mgr.scrape(ctx)
+	metricsAfter, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return err
 	}
@@ -496,7 +498,7 @@ func (r *round) await(ctx context.Context, what string, timeout time.Duration, d
 		if ok {
 			return nil
 		}
-		if err := r.mgr.exited(); err != nil {
+		if err := r.mgr.Exited(); err != nil {
 			return err
 		}
 		select {
