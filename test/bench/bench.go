@@ -14,9 +14,10 @@
 //     Succeeded to each waiting stack's PostgresCluster being added
 //     (csv_to_cluster);
 //  2. creates a namespace per stack; OLM copies PGO's CSV into each;
-//  3. baseline: a bare client creates, in those namespaces, the
-//     PostgresClusters pgstack renders for the same stacks and awaits the
-//     stand-in's readiness;
+//  3. baseline, with the manager stopped: a bare client creates, in those
+//     namespaces, the PostgresClusters pgstack renders for the same stacks
+//     and awaits the stand-in's readiness; then deletes them and starts the
+//     manager again (which should write nothing for the Ready waiting stacks);
 //  4. pgstack: creates the stacks and awaits Ready=True on each, counting
 //     the manager's writes in the API server's audit log;
 //  5. counts the manager's writes and reconciles over IDLE of steady state
@@ -104,6 +105,9 @@ type Round struct {
 	IdleChanges map[string]float64 `json:"idle_changes"`
 
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// RestartWrites are the manager's writes when it starts again with the
+	// waiting stacks Ready (it is stopped for the baseline).
+	RestartWrites float64 `json:"restart_writes"`
 	// HeapInuseMiB is the manager's Go heap in use at the end of the round.
 	HeapInuseMiB float64 `json:"heap_inuse_mib"`
 
@@ -197,6 +201,7 @@ func printTable(out io.Writer, res *Results) {
 	row("idle_writes_per_min", f("%.1f", func(r Round) float64 { return r.IdleWritesPerMin }), "0")
 	row("idle_reconciles_per_min", f("%.1f", func(r Round) float64 { return r.IdleReconcilesPerMin }), "0")
 	row("peak_rss_mib", f("%.1f", func(r Round) float64 { return r.PeakRSSMiB }), "< 100")
+	row("writes on restart, waiting stacks Ready", f("%.0f", func(r Round) float64 { return r.RestartWrites }), "")
 	row("heap in use at the end, MiB", f("%.1f", func(r Round) float64 { return r.HeapInuseMiB }), "")
 	row("waiting stacks", func(r Round) string { return fmt.Sprint(r.WaitingStacks) }, "")
 	row("install seconds (stack → CSV Succeeded)", f("%.1f", func(r Round) float64 { return r.InstallSeconds }), "")

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
@@ -43,8 +44,10 @@ type round struct {
 	client client.Client
 	track  *tracker
 	mgr    *managerproc.Process
-	audit  *auditLog
-	result Round
+	// managerOpts start the manager, which runs twice in a round.
+	managerOpts managerproc.Options
+	audit       *auditLog
+	result      Round
 	// namespacesCreated is when the stacks' namespaces were created, from
 	// which OLM's copying is timed.
 	namespacesCreated time.Time
@@ -108,15 +111,12 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	if err := managerKubeconfig(ctx, r.lc, kubeconfig); err != nil {
 		return Round{}, err
 	}
-	r.mgr, err = managerproc.Start(managerproc.Options{Binary: cfg.Manager, Kubeconfig: kubeconfig,
-		LogPath: filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), Args: cfg.ManagerArgs})
-	if err != nil {
+	r.managerOpts = managerproc.Options{Binary: cfg.Manager, Kubeconfig: kubeconfig,
+		LogPath: filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), Args: cfg.ManagerArgs}
+	if err := r.startManager(ctx); err != nil {
 		return Round{}, err
 	}
-	defer r.mgr.Stop()
-	if err := r.mgr.WaitServing(ctx, time.Minute); err != nil {
-		return Round{}, err
-	}
+	defer func() { r.mgr.Stop() }()
 
 	steps := []struct {
 		name string
@@ -124,8 +124,11 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	}{
 		{"namespaces for the waiting stacks", r.createWaitingNamespaces},
 		{"stacks waiting for the operator", r.waitingPhase},
+		{"stopping the manager", r.stopManager},
 		{"namespaces", r.createMainNamespaces},
 		{"baseline", r.baselinePhase},
+		{"removing the baseline", r.removeBaseline},
+		{"starting the manager again", r.restartManager},
 		{"pgstack", r.pgstackPhase},
 		{"steady state", r.idlePhase},
 		{"copied CSVs", r.awaitCopiedCSVs},
@@ -139,9 +142,11 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 			return Round{}, fmt.Errorf("N=%d, after %s: %w", n, step.name, err)
 		}
 	}
-	if r.result.PeakRSSMiB, err = r.mgr.PeakRSSMiB(); err != nil {
+	peak, err := r.mgr.PeakRSSMiB()
+	if err != nil {
 		return Round{}, err
 	}
+	r.result.PeakRSSMiB = round2(max(peak, r.result.PeakRSSMiB))
 	final, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return Round{}, err
@@ -151,6 +156,79 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	r.result.LoadAverage[1] = loadAverage()
 	say("[N=%d] done in %s; manager peak RSS %.1f MiB", n, time.Since(begin).Round(time.Second), r.result.PeakRSSMiB)
 	return r.result, nil
+}
+
+func (r *round) startManager(ctx context.Context) error {
+	var err error
+	if r.mgr, err = managerproc.Start(r.managerOpts); err != nil {
+		return err
+	}
+	return r.mgr.WaitServing(ctx, time.Minute)
+}
+
+// stopManager stops the manager for the baseline, after reading its peak
+// RSS: the baseline's PostgresClusters are not pgstack's, and a manager
+// watching them would both slow the baseline down and cache a thousand
+// foreign objects (it caches every PostgresCluster in the cluster).
+func (r *round) stopManager(context.Context) error {
+	peak, err := r.mgr.PeakRSSMiB()
+	if err != nil {
+		return err
+	}
+	r.result.PeakRSSMiB = peak
+	r.mgr.Stop()
+	r.say("[N=%d] stopped the manager for the baseline (peak RSS so far %.1f MiB)", r.n, peak)
+	return nil
+}
+
+// restartManager starts the manager again once the baseline is gone and
+// waits until it has written nothing for two seconds: the waiting stacks are
+// Ready, so a restart should write nothing for them.
+func (r *round) restartManager(ctx context.Context) error {
+	before, err := r.audit.read()
+	if err != nil {
+		return err
+	}
+	if err := r.startManager(ctx); err != nil {
+		return err
+	}
+	after, err := r.settledWrites(ctx)
+	if err != nil {
+		return err
+	}
+	r.result.RestartWrites = after.minus(before).total()
+	r.say("[N=%d] started the manager again; it wrote %g times for the %d Ready waiting stacks", r.n, r.result.RestartWrites, r.w)
+	return nil
+}
+
+// removeBaseline deletes the baseline's PostgresClusters and waits until they are gone.
+func (r *round) removeBaseline(ctx context.Context) error {
+	err := parallel(ctx, r.n, func(ctx context.Context, i int) error {
+		pc := pgo.NewPostgresCluster()
+		pc.SetNamespace(mainNamespace(i))
+		pc.SetName(bareName)
+		if err := r.client.Delete(ctx, pc); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete %s/%s: %w", pc.GetNamespace(), bareName, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.await(ctx, "baseline PostgresClusters gone", r.cfg.PhaseTimeout, func() (bool, string) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(pgo.PostgresClusterGVK.GroupVersion().WithKind("PostgresClusterList"))
+		if err := r.client.List(ctx, list); err != nil {
+			return false, err.Error()
+		}
+		left := 0
+		for _, pc := range list.Items {
+			if pc.Name == bareName {
+				left++
+			}
+		}
+		return left == 0, fmt.Sprintf("%d left", left)
+	})
 }
 
 // waitingCount is how many stacks wait for the operator in a round of n.
