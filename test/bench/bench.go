@@ -13,17 +13,16 @@
 //     approves, and the bench times, from its own watches, PGO's CSV turning
 //     Succeeded to each waiting stack's PostgresCluster being added
 //     (csv_to_cluster);
-//  2. creates a namespace per stack; OLM copies PGO's CSV into each;
+//  2. creates a namespace per stack and waits until OLM has copied PGO's
+//     CSV into each;
 //  3. baseline, with the manager stopped: a bare client creates, in those
 //     namespaces, the PostgresClusters pgstack renders for the same stacks
 //     and awaits the stand-in's readiness; then deletes them and starts the
 //     manager again (which should write nothing for the Ready waiting stacks);
 //  4. pgstack: creates the stacks and awaits Ready=True on each, counting
 //     the manager's writes in the API server's audit log;
-//  5. counts the manager's writes and reconciles over IDLE of steady state
-//     (for pgstack; OLM is still copying);
-//  6. waits for OLM to have copied PGO's CSV into every namespace, and reads
-//     the manager's peak RSS.
+//  5. counts the manager's writes and reconciles over IDLE of steady state;
+//  6. reads the manager's peak RSS.
 //
 // It prints the figures side by side and writes them to bench/results.json.
 package main
