@@ -25,7 +25,7 @@ import (
 // while the operator upgrades.
 func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scope) error {
 	obs := &sc.obs.Cluster
-	if !r.pgoServed() {
+	if r.pgo() == nil {
 		obs.APIMissing = true
 		if r.apiPending(ctx, pgo.PostgresClusterCRD) {
 			return errAPIPending
@@ -76,10 +76,12 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	return nil
 }
 
-// getPostgresCluster reads the stack's PostgresCluster from the cache; nil when there is none.
+// getPostgresCluster reads the stack's PostgresCluster from the cache of
+// managed ones; nil when there is none. A PostgresCluster of the stack's name
+// that pgstack does not manage yet reads as none, and the apply takes it over.
 func (r *PostgresStackReconciler) getPostgresCluster(ctx context.Context, stack *platformv1alpha1.PostgresStack) (*unstructured.Unstructured, error) {
 	pc := pgo.NewPostgresCluster()
-	if err := r.Get(ctx, client.ObjectKeyFromObject(stack), pc); err != nil {
+	if err := r.pgo().Get(ctx, client.ObjectKeyFromObject(stack), pc); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

@@ -52,10 +52,11 @@ type PostgresStackReconciler struct {
 	// olmReader reads OLM's objects from a cache of their own, started once
 	// OLM's API is served (nil until then); see watches.go.
 	olmReader client.Reader
-	// watched records the kinds whose watches have started; OLM's and PGO's
-	// APIs may appear after the manager starts.
+	// pgoReader reads the PostgresClusters pgstack manages (labelled
+	// app.kubernetes.io/managed-by=pgstack), once PGO's API is served.
+	pgoReader client.Reader
+	// watchedMu guards olmReader and pgoReader, set once their APIs are served.
 	watchedMu sync.Mutex
-	watched   map[string]bool
 }
 
 // scope carries what one reconcile learned, so phases do not read twice.

@@ -26,7 +26,7 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 	if !controllerutil.ContainsFinalizer(stack, Finalizer) {
 		return nil
 	}
-	if r.pgoServed() {
+	if r.pgo() != nil {
 		pc, err := r.getPostgresCluster(ctx, stack)
 		if err != nil {
 			return err

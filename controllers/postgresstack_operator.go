@@ -360,10 +360,13 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 		"verdict", decision.Verdict, "reason", decision.Reason, "stacks", policy.Describe(facts.Policies))
 	switch decision.Verdict {
 	case policy.Approve:
-		if err := r.approve(ctx, sc.stack, plan, decision); err != nil {
+		approved, err := r.approve(ctx, sc.stack, plan, decision)
+		if err != nil {
 			return err
 		}
-		obs.PlanPhase = "approved, OLM installs it"
+		if approved {
+			obs.PlanPhase = "approved, OLM installs it"
+		}
 	case policy.Wait:
 		if !decision.RetryAt.IsZero() {
 			sc.requeueAt(decision.RetryAt, facts.Now)
@@ -415,20 +418,24 @@ func stackPolicy(s *platformv1alpha1.PostgresStack) policy.StackPolicy {
 // approve sets spec.approved on the plan, with a resourceVersion precondition:
 // if OLM replaced or changed the plan since it was judged, the write fails and
 // the plan is judged again.
-func (r *PostgresStackReconciler) approve(ctx context.Context, stack *platformv1alpha1.PostgresStack, plan *operatorsv1alpha1.InstallPlan, decision policy.Decision) error {
+func (r *PostgresStackReconciler) approve(ctx context.Context, stack *platformv1alpha1.PostgresStack, plan *operatorsv1alpha1.InstallPlan, decision policy.Decision) (bool, error) {
 	patch := client.MergeFromWithOptions(plan.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	plan.Spec.Approved = true
 	if err := r.Patch(ctx, plan, patch, client.FieldOwner(FieldOwner)); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return fmt.Errorf("approve install plan %s: it changed since it was judged: %w", plan.Name, err)
+			// The plan changed since it was judged (OLM moved it on, or another
+			// stack sharing it approved it first): its own event brings every
+			// stack back to judge what it is now. Nothing is approved blindly.
+			logf.FromContext(ctx).V(1).Info("install plan changed before approval; judging it again on its next event", "installPlan", plan.Name)
+			return false, nil
 		}
-		return fmt.Errorf("approve install plan %s: %w", plan.Name, err)
+		return false, fmt.Errorf("approve install plan %s: %w", plan.Name, err)
 	}
 	approvals.WithLabelValues(string(policy.Approve)).Inc()
 	r.Recorder.Eventf(stack, plan, corev1.EventTypeNormal, "InstallPlanApproved", "Approve",
 		"approved install plan %s/%s for %s: %s", plan.Namespace, plan.Name, strings.Join(plan.Spec.ClusterServiceVersionNames, ", "), decision.Message)
 	logf.FromContext(ctx).Info("approved install plan", "installPlan", client.ObjectKeyFromObject(plan), "csvs", plan.Spec.ClusterServiceVersionNames)
-	return nil
+	return true, nil
 }
 
 func orNone(s string) string {

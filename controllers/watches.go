@@ -110,7 +110,6 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.manager = mgr
-	r.watched = map[string]bool{}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Status writes (our own) do not wake a stack; spec changes, deletion
 		// and annotations (a person asking for a look now) do.
@@ -172,13 +171,29 @@ func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) error {
 		r.olmReader = olmCache
 		log.Info("watching OLM's Subscriptions, InstallPlans, CSVs and OperatorGroups")
 	}
-	if !r.watched["pgo"] && r.pgoServed() {
-		pc := pgo.NewPostgresCluster()
-		if err := r.controller.Watch(source.Kind[client.Object](r.manager.GetCache(), pc, handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
+	if r.pgoReader == nil && r.pgoServed() {
+		// Only the PostgresClusters pgstack manages are cached: a cluster with
+		// many PostgresClusters of its own costs the manager no memory.
+		managed := labels.SelectorFromSet(labels.Set{ManagedLabel: ManagedValue})
+		pgoCache, err := cache.New(r.manager.GetConfig(), cache.Options{
+			Scheme: r.manager.GetScheme(), Mapper: r.manager.GetRESTMapper(),
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}},
+		})
+		if err != nil {
+			return fmt.Errorf("create PostgresCluster cache: %w", err)
+		}
+		if err := r.manager.Add(pgoCache); err != nil {
+			return fmt.Errorf("start PostgresCluster cache: %w", err)
+		}
+		if err := r.controller.Watch(source.Kind[client.Object](pgoCache, pgo.NewPostgresCluster(), handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
 			return fmt.Errorf("watch PostgresClusters: %w", err)
 		}
-		r.watched["pgo"] = true
-		log.Info("watching PGO's PostgresClusters")
+		if !pgoCache.WaitForCacheSync(ctx) {
+			return fmt.Errorf("PostgresCluster cache did not sync")
+		}
+		r.pgoReader = pgoCache
+		log.Info("watching the PostgresClusters pgstack manages")
 	}
 	return nil
 }
@@ -240,6 +255,14 @@ func requests(list *platformv1alpha1.PostgresStackList) []reconcile.Request {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 	}
 	return out
+}
+
+// pgo is the reader of the managed PostgresClusters' cache, nil until PGO's
+// API is served.
+func (r *PostgresStackReconciler) pgo() client.Reader {
+	r.watchedMu.Lock()
+	defer r.watchedMu.Unlock()
+	return r.pgoReader
 }
 
 // olm is the reader of OLM's cache, nil until OLM's API is served. It is
