@@ -106,34 +106,6 @@ func TestPostgresStackRoundTripsWithOperatorHubDefaults(t *testing.T) {
 	}
 }
 
-// hippo is the PostgresCluster of the user document (../shared/seed).
-const hippo = `
-apiVersion: postgres-operator.crunchydata.com/v1beta1
-kind: PostgresCluster
-metadata:
-  name: hippo
-  namespace: default
-spec:
-  postgresVersion: 16
-  instances:
-  - name: instance1
-    dataVolumeClaimSpec:
-      accessModes: [ReadWriteOnce]
-      resources:
-        requests:
-          storage: 1Gi
-  backups:
-    pgbackrest:
-      repos:
-      - name: repo1
-        volume:
-          volumeClaimSpec:
-            accessModes: [ReadWriteOnce]
-            resources:
-              requests:
-                storage: 1Gi
-`
-
 func postgresCluster(t *testing.T, text string) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
@@ -145,7 +117,8 @@ func postgresCluster(t *testing.T, text string) *unstructured.Unstructured {
 
 func TestHippoPostgresClusterIsAcceptedThroughServerSideApply(t *testing.T) {
 	ctx := context.Background()
-	pc := postgresCluster(t, hippo)
+	pc := postgresCluster(t, testenv.HippoPostgresCluster)
+	pc.SetNamespace("default")
 	// The CRD is served a moment after it is Established; retry within a bound.
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		err := env.Client.Patch(ctx, pc.DeepCopy(), client.Apply, client.FieldOwner("pgstack-test"), client.ForceOwnership)

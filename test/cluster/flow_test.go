@@ -17,36 +17,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/standin"
 )
 
 // hippo is the PostgresCluster of the user document (../shared/seed).
-const hippo = `
-apiVersion: postgres-operator.crunchydata.com/v1beta1
-kind: PostgresCluster
-metadata:
-  name: hippo
-spec:
-  postgresVersion: 16
-  instances:
-  - name: instance1
-    dataVolumeClaimSpec:
-      accessModes: [ReadWriteOnce]
-      resources:
-        requests:
-          storage: 1Gi
-  backups:
-    pgbackrest:
-      repos:
-      - name: repo1
-        volume:
-          volumeClaimSpec:
-            accessModes: [ReadWriteOnce]
-            resources:
-              requests:
-                storage: 1Gi
-`
+const hippo = testenv.HippoPostgresCluster
 
 const subscriptionName = "my-postgresql"
 
