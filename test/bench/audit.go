@@ -81,6 +81,16 @@ type auditLog struct {
 	counts writeCounts
 	// millis is the API server's time on those writes, by resource.
 	millis writeCounts
+	// clusterWritten is when the manager's first write of each
+	// PostgresCluster (namespace/name) completed: when it came to exist.
+	clusterWritten map[string]time.Time
+}
+
+// clusterWrittenAt is when the manager's first write of the PostgresCluster
+// key (namespace/name) completed, by the API server's clock.
+func (a *auditLog) clusterWrittenAt(key string) (time.Time, bool) {
+	at, ok := a.clusterWritten[key]
+	return at, ok
 }
 
 // latency is the API server's time on the writes counted so far, by resource.
@@ -112,6 +122,8 @@ type auditEvent struct {
 	ObjectRef *struct {
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
 	} `json:"objectRef"`
 }
 
@@ -119,7 +131,7 @@ type auditEvent struct {
 // the running totals.
 func (a *auditLog) read() (writeCounts, error) {
 	if a.counts == nil {
-		a.counts, a.millis = writeCounts{}, writeCounts{}
+		a.counts, a.millis, a.clusterWritten = writeCounts{}, writeCounts{}, map[string]time.Time{}
 	}
 	f, err := os.Open(a.path)
 	if os.IsNotExist(err) {
@@ -154,6 +166,12 @@ func (a *auditLog) read() (writeCounts, error) {
 			resource += "/" + ev.ObjectRef.Subresource
 		}
 		a.counts[resource]++
+		if resource == "postgresclusters" {
+			key := ev.ObjectRef.Namespace + "/" + ev.ObjectRef.Name
+			if _, seen := a.clusterWritten[key]; !seen {
+				a.clusterWritten[key] = ev.Completed
+			}
+		}
 		a.millis[resource] += float64(ev.Completed.Sub(ev.Received)) / float64(time.Millisecond)
 	}
 	a.offset += int64(end + 1)

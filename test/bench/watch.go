@@ -42,14 +42,8 @@ type tracker struct {
 	mu sync.Mutex
 	// csvSucceeded is when PGO's CSV (not a copy) was first seen Succeeded.
 	csvSucceeded time.Time
-	// clustersWatched is when the PostgresCluster watch had synced.
-	clustersWatched time.Time
-	// clustersBeforeWatch counts PostgresClusters that existed before the
-	// watch synced: their ADDED time is not when they were created.
-	clustersBeforeWatch int
-	clusterAdded        map[string]time.Time // "namespace/name" → first seen
-	clusterReady        map[string]bool      // by pgo.ClusterReadiness
-	stackReady          map[string]bool      // Ready=True for the current generation
+	clusterReady map[string]bool // by pgo.ClusterReadiness
+	stackReady   map[string]bool // Ready=True for the current generation
 	// updates counts changes by kind, to say what woke the manager in steady state.
 	updates map[string]float64
 	// lastCopy is when the latest of OLM's copied CSVs was seen.
@@ -70,7 +64,7 @@ func newTracker(cfg *rest.Config, operatorsNamespace string) (*tracker, error) {
 		return nil, fmt.Errorf("metadata client: %w", err)
 	}
 	return &tracker{dynamic: dyn, discovery: disc, metadata: meta, operators: operatorsNamespace,
-		clusterAdded: map[string]time.Time{}, clusterReady: map[string]bool{}, stackReady: map[string]bool{}, updates: map[string]float64{}}, nil
+		clusterReady: map[string]bool{}, stackReady: map[string]bool{}, updates: map[string]float64{}}, nil
 }
 
 // start watches stacks and PGO's CSV now, and PostgresClusters as soon as
@@ -152,17 +146,12 @@ func (t *tracker) watchClustersOnceServed(ctx context.Context) {
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(t.dynamic, 0)
 	clusters := factory.ForResource(clustersGVR).Informer()
 	_, _ = clusters.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { t.observeCluster(o, true) },
-		UpdateFunc: func(_, o any) { t.observeCluster(o, false) },
+		AddFunc:    t.observeCluster,
+		UpdateFunc: func(_, o any) { t.observeCluster(o) },
 	})
 	_, _ = clusters.AddEventHandler(t.counter("PostgresCluster"))
 	factory.Start(ctx.Done())
-	if toolscache.WaitForCacheSync(ctx.Done(), clusters.HasSynced) {
-		t.mu.Lock()
-		t.clustersWatched = time.Now()
-		t.clustersBeforeWatch = len(clusters.GetStore().ListKeys())
-		t.mu.Unlock()
-	}
+	toolscache.WaitForCacheSync(ctx.Done(), clusters.HasSynced)
 }
 
 func (t *tracker) clustersServed() bool {
@@ -211,8 +200,7 @@ func (t *tracker) observeCSV(o any) {
 	t.mu.Unlock()
 }
 
-func (t *tracker) observeCluster(o any, added bool) {
-	now := time.Now()
+func (t *tracker) observeCluster(o any) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return
@@ -220,9 +208,6 @@ func (t *tracker) observeCluster(o any, added bool) {
 	ready := pgo.ClusterReadiness(u).Ready
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, seen := t.clusterAdded[key(u)]; added && !seen {
-		t.clusterAdded[key(u)] = now
-	}
 	t.clusterReady[key(u)] = ready
 }
 
@@ -247,21 +232,6 @@ func (t *tracker) csvSucceededAt() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.csvSucceeded
-}
-
-// clusterLatencies are, for each key, the time from PGO's CSV turning
-// Succeeded to the PostgresCluster's ADDED event; missing keys are left out.
-// They are trustworthy when the watch had synced before the first
-// PostgresCluster was created.
-func (t *tracker) clusterLatencies(keys []string) (latencies []time.Duration, watchedInTime bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range keys {
-		if at, ok := t.clusterAdded[k]; ok {
-			latencies = append(latencies, at.Sub(t.csvSucceeded))
-		}
-	}
-	return latencies, !t.clustersWatched.IsZero() && t.clustersBeforeWatch == 0
 }
 
 // counter counts a kind's changes (adds, updates, deletes).
