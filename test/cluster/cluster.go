@@ -499,7 +499,16 @@ func (c *Cluster) startOLM(ctx context.Context) error {
 // waitForCatalogReady waits until OLM's catalog operator reports a READY
 // connection to opm serve.
 func (c *Cluster) waitForCatalogReady(ctx context.Context) error {
-	return waitFor(ctx, "CatalogSource "+CatalogSource+" READY", 200*time.Millisecond, c.processes(), func(ctx context.Context) (bool, error) {
+	// The processes are read on every look, not once: a process restarted
+	// meanwhile (RestartProcess, as the reliability suite does at random
+	// points) is replaced in the list, and its stopped predecessor is no
+	// reason to give up.
+	return waitFor(ctx, "CatalogSource "+CatalogSource+" READY", 200*time.Millisecond, nil, func(ctx context.Context) (bool, error) {
+		for _, p := range c.processes() {
+			if err := p.exited(); err != nil {
+				return false, err
+			}
+		}
 		got := &operatorsv1alpha1.CatalogSource{}
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: OLMNamespace, Name: CatalogSource}, got); err != nil {
 			return false, err
