@@ -36,12 +36,17 @@ func startProcess(name, bin string, args, env []string, logDir string) (*process
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	return launch(name, cmd, logPath, logFile)
+}
+
+// launch starts cmd in a process group of its own that dies with the harness,
+// logging to logFile (closed when the process ends).
+func launch(name string, cmd *exec.Cmd, logPath string, logFile *os.File) (*process, error) {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+		return nil, fmt.Errorf("start %s (%s): %w", name, cmd.Path, err)
 	}
 	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -70,22 +69,7 @@ func rerunProcess(old *process) (*process, error) {
 	fmt.Fprintf(logFile, "\n==== restarted by the harness at %s ====\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(old.cmd.Path, old.cmd.Args[1:]...)
 	cmd.Env = old.cmd.Env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("restart %s (%s): %w", old.name, old.cmd.Path, err)
-	}
-	p := &process{name: old.name, cmd: cmd, log: old.log, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		_ = logFile.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	return p, nil
+	return launch(old.name, cmd, old.log, logFile)
 }
 
 func (c *Cluster) waitRestarted(ctx context.Context, p *process) error {
