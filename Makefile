@@ -188,6 +188,18 @@ OLM_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-lifecy
 REGISTRY_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-registry \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
 KWOK_VERSION := $(shell sed -n 's|.*sigs.k8s.io/kwok \(v[0-9.]*\).*|\1|p' hack/kwok/go.mod | head -1)
 
+# Only 5.8.9's source is at hand: its binary runs for every catalog version,
+# each with that release's own Deployment environment and RBAC.
+PGO_VERSION ?= v5.8.9
+PGO_SOURCE ?= $(abspath $(CURDIR)/../shared/pgo/$(PGO_VERSION)/source.tar.gz)
+PGO_ASSETS ?= $(LOCALBIN)/pgo/$(PGO_VERSION)
+PGO ?= $(PGO_ASSETS)/postgres-operator
+# The overlay's files sit in a folder Go's ./... patterns skip (leading _),
+# so pgstack's own module never sees PGO's main package.
+PGO_OVERLAY := $(PGO_ASSETS)/_overlay
+# test/cluster finds PGO's manager here.
+export PGSTACK_PGO_ASSETS := $(PGO_ASSETS)
+
 KUBE_CONTROLLER_MANAGER ?= $(KUBE_ASSETS)/kube-controller-manager
 KUBE_SCHEDULER ?= $(KUBE_ASSETS)/kube-scheduler
 OLM_ASSETS ?= $(LOCALBIN)/olm/$(OLM_VERSION)-registry$(REGISTRY_VERSION)
@@ -203,7 +215,7 @@ export PGSTACK_OLM_ASSETS := $(OLM_ASSETS)
 export PGSTACK_KWOK_ASSETS := $(KWOK_ASSETS)
 
 .PHONY: cluster-bins
-cluster-bins: test-bins $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) ## Build the full local cluster's binaries (only when missing).
+cluster-bins: test-bins $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) $(PGO) ## Build the full local cluster's binaries and PGO's manager (only when missing).
 
 $(KUBE_CONTROLLER_MANAGER):
 	@mkdir -p $(KUBE_ASSETS)
@@ -239,6 +251,31 @@ $(KWOK):
 	@mkdir -p $(KWOK_ASSETS)
 	@echo ">> building kwok $(KWOK_VERSION) from sigs.k8s.io/kwok"
 	cd hack/kwok && go build -o $@.tmp sigs.k8s.io/kwok/cmd/kwok
+	mv $@.tmp $@
+
+##@ PGO's manager (built from ../shared/pgo's source, never copied into the repository)
+
+
+.PHONY: pgo-bin
+pgo-bin: $(PGO) ## Build PGO's manager from ../shared/pgo (only when missing).
+
+# The only change to PGO: its two fixed listen addresses read an environment
+# variable first (hack/pgo/addresses.go), through -overlay, so the extracted
+# source stays as released.
+$(PGO): hack/pgo/addresses.go
+	@test -f $(PGO_SOURCE) || { echo "PGO's source is missing: expected $(PGO_SOURCE) (../shared/pgo beside the repository)"; exit 1; }
+	@echo ">> building PGO's manager $(PGO_VERSION) from $(PGO_SOURCE)"
+	rm -rf $(PGO_ASSETS)/src $(PGO_OVERLAY) && mkdir -p $(PGO_ASSETS)/src $(PGO_OVERLAY)
+	tar -xzf $(PGO_SOURCE) -C $(PGO_ASSETS)/src
+	sed -e 's|options.Metrics.BindAddress = ":8443"|options.Metrics.BindAddress = pgstackBindAddress("PGO_METRICS_BIND_ADDRESS", ":8443")|' \
+		-e 's|options.HealthProbeBindAddress = ":8081"|options.HealthProbeBindAddress = pgstackBindAddress("PGO_HEALTH_PROBE_BIND_ADDRESS", ":8081")|' \
+		$(PGO_ASSETS)/src/cmd/postgres-operator/main.go > $(PGO_OVERLAY)/main.go
+	@test "$$(grep -c pgstackBindAddress $(PGO_OVERLAY)/main.go)" = 2 || { echo "PGO's main.go no longer sets its addresses as expected"; exit 1; }
+	sed -e '/^\/\/go:build ignore/d' hack/pgo/addresses.go > $(PGO_OVERLAY)/addresses.go
+	printf '{"Replace":{"%s":"%s","%s":"%s"}}\n' \
+		$(PGO_ASSETS)/src/cmd/postgres-operator/main.go $(PGO_OVERLAY)/main.go \
+		$(PGO_ASSETS)/src/cmd/postgres-operator/zz_pgstack_addresses.go $(PGO_OVERLAY)/addresses.go > $(PGO_OVERLAY)/overlay.json
+	cd $(PGO_ASSETS)/src && go build -overlay $(PGO_OVERLAY)/overlay.json -o $@.tmp ./cmd/postgres-operator
 	mv $@.tmp $@
 
 # kwok runs only with stages configured: take kwok's own fast node and pod
