@@ -23,8 +23,17 @@ import (
 	"github.com/pgstack/pgstack/internal/scheme"
 )
 
-// PGOCRDsEnv overrides where PGO's CRDs are read from.
-const PGOCRDsEnv = "PGO_CRDS_DIR"
+// Environment variables that say where PGO's material is.
+const (
+	// PGOCRDsEnv overrides where PGO's CRDs are read from.
+	PGOCRDsEnv = "PGO_CRDS_DIR"
+	// PGODirEnv overrides where PGO's releases (v<version>/release) are read
+	// from; by default ../shared/pgo beside the repository.
+	PGODirEnv = "PGO_DIR"
+	// PGOFallbackEnv, set to 1, lets a run without PGO's CRDs validate
+	// against pgstack's own schema instead of failing.
+	PGOFallbackEnv = "PGSTACK_PGO_FALLBACK"
+)
 
 // etcdMaxRequestBytes lets etcd store PGO's 1.4 MB PostgresCluster CRD (and
 // InstallPlans that carry it); etcd's default of 1.5 MiB is too tight.
@@ -45,7 +54,7 @@ func (s PGOSchema) String() string {
 	if s.Real {
 		return fmt.Sprintf("PGO's real v5.8.9 CRDs from %s", s.Dir)
 	}
-	return fmt.Sprintf("pgstack's own PostgresCluster schema from %s (PGO's CRDs not found; set %s)", s.Dir, PGOCRDsEnv)
+	return fmt.Sprintf("pgstack's own PostgresCluster schema from %s (%s=1; PGO's CRDs not found)", s.Dir, PGOFallbackEnv)
 }
 
 // Env is a running API server with the CRDs installed.
@@ -64,19 +73,33 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// FindPGOSchema locates PGO's CRDs in $PGO_CRDS_DIR, else in
-// ../shared/pgo/v5.8.9/crds beside the repository; where neither holds them it
-// falls back to pgstack's own schema under test/crds/pgo-fallback.
-func FindPGOSchema() PGOSchema {
-	root := RepoRoot()
+// PGODir is where PGO's material is read from in place: $PGO_DIR, else
+// ../shared/pgo beside the repository.
+func PGODir() string {
+	if dir := os.Getenv(PGODirEnv); dir != "" {
+		return dir
+	}
+	return filepath.Join(RepoRoot(), "..", "shared", "pgo")
+}
+
+// FindPGOSchema locates PGO's CRDs in $PGO_CRDS_DIR, else in PGODir()'s
+// v5.8.9/crds. Without them it fails, saying what is missing, unless the
+// run opts into pgstack's own schema under test/crds/pgo-fallback with
+// PGSTACK_PGO_FALLBACK=1: a suite must not pass quietly against our own
+// reading of PGO.
+func FindPGOSchema() (PGOSchema, error) {
 	dir := os.Getenv(PGOCRDsEnv)
 	if dir == "" {
-		dir = filepath.Join(root, "..", "shared", "pgo", "v5.8.9", "crds")
+		dir = filepath.Join(PGODir(), "v5.8.9", "crds")
 	}
-	if _, err := os.Stat(filepath.Join(dir, pgoPostgresClusterCRDFile)); err == nil {
-		return PGOSchema{Real: true, Dir: dir}
+	_, err := os.Stat(filepath.Join(dir, pgoPostgresClusterCRDFile))
+	if err == nil {
+		return PGOSchema{Real: true, Dir: dir}, nil
 	}
-	return PGOSchema{Real: false, Dir: filepath.Join(root, "test", "crds", "pgo-fallback")}
+	if os.Getenv(PGOFallbackEnv) == "1" {
+		return PGOSchema{Real: false, Dir: filepath.Join(RepoRoot(), "test", "crds", "pgo-fallback")}, nil
+	}
+	return PGOSchema{}, fmt.Errorf("PGO's CRDs are missing: %w; put PGO's material at ../shared/pgo beside the repository (or set %s or %s), or set %s=1 to validate against pgstack's own schema", err, PGOCRDsEnv, PGODirEnv, PGOFallbackEnv)
 }
 
 // NewScheme knows pgstack's, OLM's and Kubernetes' built-in types.
@@ -110,7 +133,10 @@ func StartWith(opts Options) (*Env, error) {
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		return nil, fmt.Errorf("no kube-apiserver in KUBEBUILDER_ASSETS=%s: run `make test-bins`: %w", assets, err)
 	}
-	schema := FindPGOSchema()
+	schema, err := FindPGOSchema()
+	if err != nil {
+		return nil, err
+	}
 	scheme := NewScheme()
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,

@@ -61,6 +61,20 @@ type Package struct {
 	// NodeSelector, when set, goes into the operator pod: a selector no node
 	// matches keeps the Deployment from ever becoming Available.
 	NodeSelector map[string]string
+	// Releases are what each version really ships to run (its Deployment
+	// and ClusterRole), by version. A version without one uses the newest
+	// earlier release's; a package without any gets a generic Deployment.
+	Releases map[string]Release
+}
+
+// Release is what one operator release ships to run the operator: its
+// Deployment's spec (with every environment variable, such as PGO's
+// RELATED_IMAGE_* defaults) and its ClusterRole's rules, which become the
+// CSV's clusterPermissions.
+type Release struct {
+	Version    string
+	Deployment appsv1.DeploymentSpec
+	Rules      []rbacv1.PolicyRule
 }
 
 // pgoInstallModes are the install modes PGO's CSV declares.
@@ -72,15 +86,28 @@ var pgoInstallModes = []operatorsv1alpha1.InstallMode{
 }
 
 // PGO is the postgresql package with the given versions (PGOVersions when
-// none), owning the CRDs of schema: PGO's real ones (PostgresCluster,
-// PGUpgrade, PGAdmin, CrunchyBridgeCluster) or pgstack's fallback.
-func PGO(schema testenv.PGOSchema, versions ...string) (Package, error) {
+// none), owning the CRDs testenv.FindPGOSchema finds: PGO's real ones
+// (PostgresCluster, PGUpgrade, PGAdmin, CrunchyBridgeCluster), or
+// pgstack's fallback where the run opted into it. Each
+// version's CSV runs the Deployment and carries the ClusterRole of PGO's
+// release of that version, read from testenv.PGODir() (a version with no
+// release there, such as a 5.9.0 a test publishes, uses the newest earlier
+// release's).
+func PGO(versions ...string) (Package, error) {
 	if len(versions) == 0 {
 		versions = PGOVersions
+	}
+	schema, err := testenv.FindPGOSchema()
+	if err != nil {
+		return Package{}, err
 	}
 	crds, err := ReadCRDs(schema.Dir)
 	if err != nil {
 		return Package{}, fmt.Errorf("PGO's CRDs from %s: %w", schema.Dir, err)
+	}
+	releases, err := ReadPGOReleases(testenv.PGODir())
+	if err != nil {
+		return Package{}, err
 	}
 	return Package{
 		Name:         PGOPackage,
@@ -92,7 +119,82 @@ func PGO(schema testenv.PGOSchema, versions ...string) (Package, error) {
 		Image:        "registry.developers.crunchydata.com/crunchydata/postgres-operator:ubi9-%s-0",
 		InstallModes: pgoInstallModes,
 		CRDs:         crds,
+		Releases:     releases,
 	}, nil
+}
+
+// ReadPGOReleases reads every v<version>/release folder under dir: PGO's
+// manager.yaml (its Deployment) and role.yaml (its ClusterRole), as each
+// release ships them.
+func ReadPGOReleases(dir string) (map[string]Release, error) {
+	folders, err := filepath.Glob(filepath.Join(dir, "v*", "release"))
+	if err != nil {
+		return nil, fmt.Errorf("list PGO's releases in %s: %w", dir, err)
+	}
+	if len(folders) == 0 {
+		return nil, fmt.Errorf("no PGO release in %s (expected v<version>/release/manager.yaml and role.yaml; set %s)", dir, testenv.PGODirEnv)
+	}
+	releases := map[string]Release{}
+	for _, folder := range folders {
+		v := strings.TrimPrefix(filepath.Base(filepath.Dir(folder)), "v")
+		r := Release{Version: v}
+		deployment := &appsv1.Deployment{}
+		if err := readYAML(filepath.Join(folder, "manager.yaml"), "Deployment", deployment); err != nil {
+			return nil, err
+		}
+		role := &rbacv1.ClusterRole{}
+		if err := readYAML(filepath.Join(folder, "role.yaml"), "ClusterRole", role); err != nil {
+			return nil, err
+		}
+		r.Deployment, r.Rules = deployment.Spec, role.Rules
+		releases[v] = r
+	}
+	return releases, nil
+}
+
+// readYAML decodes the first document of kind in a YAML file into obj.
+func readYAML(path, kind string, obj any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	for _, doc := range bytes.Split(data, []byte("\n---")) {
+		meta := metav1.TypeMeta{}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return fmt.Errorf("parse %s: %w", path, err)
+		}
+		if meta.Kind == kind {
+			if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+				return fmt.Errorf("parse the %s in %s: %w", kind, path, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no %s in %s", kind, path)
+}
+
+// release is the Release version v runs: its own, else the newest earlier one.
+func (p Package) release(v string) (Release, bool) {
+	if r, ok := p.Releases[v]; ok {
+		return r, true
+	}
+	want, err := semver.Parse(v)
+	if err != nil {
+		return Release{}, false
+	}
+	var best Release
+	var bestV semver.Version
+	found := false
+	for rv, r := range p.Releases {
+		sv, err := semver.Parse(rv)
+		if err != nil || sv.GT(want) {
+			continue
+		}
+		if !found || sv.GT(bestV) {
+			best, bestV, found = r, sv, true
+		}
+	}
+	return best, found
 }
 
 // Neighbour is a small operator package owning one CRD, kind <Kind> in
@@ -193,6 +295,47 @@ func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersi
 	if strings.Contains(image, "%s") {
 		image = fmt.Sprintf(image, v)
 	}
+	permissions := []operatorsv1alpha1.StrategyDeploymentPermissions{{
+		ServiceAccountName: p.Deployment,
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: groups, Resources: []string{"*"}, Verbs: []string{"*"}},
+			{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "events"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "deployments"}, Verbs: []string{"*"}},
+		},
+	}}
+	deployment := appsv1.DeploymentSpec{
+		Replicas: ptr(int32(1)),
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+		Template: corev1.PodTemplateSpec{
+			Spec: corev1.PodSpec{
+				ServiceAccountName: p.Deployment,
+				Containers: []corev1.Container{{
+					Name:  "operator",
+					Image: image,
+					Env: []corev1.EnvVar{{
+						Name:      "PGO_NAMESPACE",
+						ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+					}},
+				}},
+			},
+		},
+	}
+	if r, ok := p.release(v); ok {
+		// As the release ships it; only the image (a kustomize placeholder
+		// in manager.yaml) and the labels kustomize adds are filled in.
+		deployment = *r.Deployment.DeepCopy()
+		for i := range deployment.Template.Spec.Containers {
+			deployment.Template.Spec.Containers[i].Image = image
+		}
+		account := deployment.Template.Spec.ServiceAccountName
+		if account == "" {
+			account = p.Deployment
+		}
+		permissions = []operatorsv1alpha1.StrategyDeploymentPermissions{{ServiceAccountName: account, Rules: r.Rules}}
+	}
+	deployment.Selector = &metav1.LabelSelector{MatchLabels: labels}
+	deployment.Template.Labels = labels
+	deployment.Template.Spec.NodeSelector = p.NodeSelector
 	csv := &operatorsv1alpha1.ClusterServiceVersion{
 		TypeMeta: metav1.TypeMeta{APIVersion: operatorsv1alpha1.SchemeGroupVersion.String(), Kind: operatorsv1alpha1.ClusterServiceVersionKind},
 		ObjectMeta: metav1.ObjectMeta{
@@ -216,37 +359,8 @@ func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersi
 			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{
 				StrategyName: operatorsv1alpha1.InstallStrategyNameDeployment,
 				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{
-					ClusterPermissions: []operatorsv1alpha1.StrategyDeploymentPermissions{{
-						ServiceAccountName: p.Deployment,
-						Rules: []rbacv1.PolicyRule{
-							{APIGroups: groups, Resources: []string{"*"}, Verbs: []string{"*"}},
-							{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "events"}, Verbs: []string{"*"}},
-							{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "deployments"}, Verbs: []string{"*"}},
-						},
-					}},
-					DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
-						Name: p.Deployment,
-						Spec: appsv1.DeploymentSpec{
-							Replicas: ptr(int32(1)),
-							Selector: &metav1.LabelSelector{MatchLabels: labels},
-							Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
-							Template: corev1.PodTemplateSpec{
-								ObjectMeta: metav1.ObjectMeta{Labels: labels},
-								Spec: corev1.PodSpec{
-									ServiceAccountName: p.Deployment,
-									NodeSelector:       p.NodeSelector,
-									Containers: []corev1.Container{{
-										Name:  "operator",
-										Image: image,
-										Env: []corev1.EnvVar{{
-											Name:      "PGO_NAMESPACE",
-											ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
-										}},
-									}},
-								},
-							},
-						},
-					}},
+					ClusterPermissions: permissions,
+					DeploymentSpecs:    []operatorsv1alpha1.StrategyDeploymentSpec{{Name: p.Deployment, Spec: deployment}},
 				},
 			},
 		},
