@@ -18,6 +18,7 @@ type binaries struct {
 	etcd, apiserver, controllerManager, scheduler string
 	olm, catalog, opm                             string
 	kwok, kwokStages                              string
+	pgo                                           string
 }
 
 // findBinaries locates the binaries `make cluster-bins` builds: through the
@@ -44,7 +45,12 @@ func findBinaries(full bool) (binaries, error) {
 		b.scheduler = filepath.Join(kube, "kube-scheduler")
 		b.olm, b.catalog, b.opm = filepath.Join(olm, "olm"), filepath.Join(olm, "catalog"), filepath.Join(olm, "opm")
 		b.kwok, b.kwokStages = filepath.Join(kwok, "kwok"), filepath.Join(kwok, "stages.yaml")
-		need = append(need, b.controllerManager, b.scheduler, b.olm, b.catalog, b.opm, b.kwok, b.kwokStages)
+		pgo, err := assetDir(PGOAssetsEnv, filepath.Join(bin, "pgo", "*"))
+		if err != nil {
+			return binaries{}, err
+		}
+		b.pgo = filepath.Join(pgo, "postgres-operator")
+		need = append(need, b.controllerManager, b.scheduler, b.olm, b.catalog, b.opm, b.kwok, b.kwokStages, b.pgo)
 	}
 	for _, path := range need {
 		if _, err := os.Stat(path); err != nil {

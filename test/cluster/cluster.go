@@ -43,6 +43,7 @@ import (
 
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
+	"github.com/pgstack/pgstack/test/insides"
 )
 
 // Names of what the full cluster sets up, as OperatorHub's OLM install does.
@@ -59,6 +60,7 @@ const (
 	KubeAssetsEnv = "KUBEBUILDER_ASSETS"   // etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 	OLMAssetsEnv  = "PGSTACK_OLM_ASSETS"   // olm, catalog, opm
 	KwokAssetsEnv = "PGSTACK_KWOK_ASSETS"  // kwok, stages.yaml
+	PGOAssetsEnv  = "PGSTACK_PGO_ASSETS"   // postgres-operator (PGO's manager, `make pgo-bin`)
 	KeepDirEnv    = "PGSTACK_CLUSTER_KEEP" // set to keep the temporary directory (logs) after Stop
 )
 
@@ -74,7 +76,7 @@ type Options struct {
 	// Nodes is how many kwok nodes the full cluster gets (default 3).
 	Nodes int
 	// Packages are what the catalog serves (default: PGO's package with
-	// catalog.PGOVersions, owning the CRDs of testenv.FindPGOSchema()).
+	// catalog.PGOVersions, owning PGO's CRDs).
 	Packages []catalog.Package
 	// StartTimeout bounds the whole start (default 3 minutes).
 	StartTimeout time.Duration
@@ -83,6 +85,10 @@ type Options struct {
 	// APIServerArgs are extra kube-apiserver flags, such as the audit log
 	// test/bench counts the manager's writes with.
 	APIServerArgs []string
+	// LocalImages are operator images whose pods the full cluster plays
+	// with local processes, beside PGO's (always: its manager built by
+	// `make pgo-bin` runs for PGO's image).
+	LocalImages []LocalImage
 }
 
 // Cluster is a running local cluster.
@@ -107,6 +113,11 @@ type Cluster struct {
 	pki      *pki
 	full     bool
 	stopOnce sync.Once
+
+	localPods     *localPods
+	stopLocalPods func()
+	patroni       *insides.Patroni
+	stopPatroni   func()
 
 	mu       sync.Mutex
 	procs    []*process
@@ -140,11 +151,15 @@ func start(ctx context.Context, opts Options, full bool) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	schema, err := testenv.FindPGOSchema()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "pgstack-cluster-")
 	if err != nil {
 		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
-	c := &Cluster{Dir: dir, opts: opts, bins: bins, full: full, PGOSchema: testenv.FindPGOSchema()}
+	c := &Cluster{Dir: dir, opts: opts, bins: bins, full: full, PGOSchema: schema}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
 	begin := time.Now()
@@ -178,6 +193,13 @@ func (c *Cluster) start(ctx context.Context) error {
 		return nil
 	}
 	if err := c.startControllers(ctx); err != nil {
+		return err
+	}
+	c.opts.LocalImages = append([]LocalImage{PGOLocalImage(c.bins.pgo)}, c.opts.LocalImages...)
+	if err := c.startLocalPods(ctx); err != nil {
+		return err
+	}
+	if err := c.startPatroni(); err != nil {
 		return err
 	}
 	return c.startOLM(ctx)
@@ -252,6 +274,10 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		// Loopback cannot be the kubernetes Service's endpoint, and nothing
 		// in this cluster runs in a pod that would call it.
 		"--endpoint-reconciler-type", "none",
+		// Exec reaches kwok's kubelet server at the node's InternalIP and
+		// the port kwok writes into the node (--node-port below); kwok's
+		// certificate is not verified, as without a kubelet CA flag.
+		"--kubelet-preferred-address-types", "InternalIP",
 	}, c.opts.APIServerArgs...), nil)
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
@@ -326,6 +352,10 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		"--root-ca-file", c.pki.CACert,
 		"--use-service-account-credentials=false",
 		"--service-cluster-ip-range", serviceCIDR,
+		// Real provisioning for PGO's PersistentVolumeClaims: the
+		// controller manager's own host-path provisioner (directories
+		// under /tmp/hostpath_pv), through the default StorageClass below.
+		"--enable-hostpath-provisioner",
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("start kube-controller-manager: %w", err)
@@ -342,15 +372,21 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	insides, err := c.prepareInsides()
+	if err != nil {
+		return err
+	}
 	kwok, err := c.run("kwok", c.bins.kwok, []string{
 		"--kubeconfig", c.Kubeconfig,
 		"--config", c.bins.kwokStages,
+		"--config", insides.kwokConfig,
 		"--manage-all-nodes",
 		"--cidr", podCIDR,
 		"--node-ip", "127.0.0.1",
 		"--node-lease-duration-seconds", "40",
 		"--server-address", "127.0.0.1:" + strconv.Itoa(kwokPort),
-	}, nil)
+		"--node-port", strconv.Itoa(kwokPort),
+	}, insides.kwokEnv)
 	if err != nil {
 		return fmt.Errorf("start kwok: %w", err)
 	}
@@ -363,6 +399,9 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
+	}
+	if err := c.Client.Create(ctx, defaultStorageClass()); err != nil {
+		return fmt.Errorf("create StorageClass: %w", err)
 	}
 	watched := []*process{kcm, scheduler, kwok}
 	// Pods are admitted only once their namespace's default ServiceAccount
@@ -433,7 +472,7 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
 
 func (c *Cluster) startOLM(ctx context.Context) error {
 	if len(c.opts.Packages) == 0 {
-		pgo, err := catalog.PGO(c.PGOSchema)
+		pgo, err := catalog.PGO()
 		if err != nil {
 			return err
 		}
@@ -641,6 +680,13 @@ func (c *Cluster) PIDs() []int {
 func (c *Cluster) Stop() error {
 	var err error
 	c.stopOnce.Do(func() {
+		// Operators first, while the API server still answers them.
+		if c.stopLocalPods != nil {
+			c.stopLocalPods()
+		}
+		if c.stopPatroni != nil {
+			c.stopPatroni()
+		}
 		c.mu.Lock()
 		procs := append([]*process(nil), c.procs...)
 		c.mu.Unlock()

@@ -1,0 +1,55 @@
+// Command podexec plays what PGO v5.8.9's manager runs inside its pods
+// through exec. kwok runs no containers: it runs an exec's command on the
+// host, and the local cluster gives kwok a PATH holding only this program,
+// installed under every name PGO execs (bash, patronictl, psql, pgbackrest).
+// So nothing real on the host ever runs PGO's scripts.
+//
+// Each command shape PGO sends is played as the real program answers it,
+// citing the PGO source that builds it; anything else exits 127 and is
+// written to $PODEXEC_UNKNOWN, which fails the suite (test/cluster's
+// StandInErrors). Every call is logged to $PODEXEC_LOG.
+//
+// kwok never closes a command's stdin at EOF, so podexec never reads it:
+// what PGO sends there (SQL, Patroni's dynamic configuration) is not needed
+// to answer.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgstack/pgstack/test/insides"
+)
+
+func main() {
+	name := filepath.Base(os.Args[0])
+	args := os.Args[1:]
+	answer := insides.Play(name, args)
+	logCall(os.Getenv("PODEXEC_LOG"), name, args, answer)
+	if answer.Unknown {
+		logCall(os.Getenv("PODEXEC_UNKNOWN"), name, args, answer)
+	}
+	fmt.Fprint(os.Stdout, answer.Stdout)
+	fmt.Fprint(os.Stderr, answer.Stderr)
+	os.Exit(answer.Exit)
+}
+
+func logCall(path, name string, args []string, answer insides.Answer) {
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	line := strings.Join(append([]string{name}, args...), " ")
+	line = strings.ReplaceAll(line, "\n", `\n`)
+	if len(line) > 400 {
+		line = line[:400] + "…"
+	}
+	fmt.Fprintf(f, "%s exit=%d %s: %s\n", time.Now().UTC().Format(time.RFC3339Nano), answer.Exit, answer.Shape, line)
+}

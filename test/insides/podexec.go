@@ -1,0 +1,80 @@
+// Package insides plays what runs inside PGO's pods on the local cluster,
+// where kwok runs no containers: Patroni's records on the Kubernetes API
+// (Patroni, in patroni.go) and the commands PGO's manager execs into its
+// pods (Play, run by cmd/podexec). It decides nothing PGO or pgstack
+// decide: it answers as PostgreSQL, Patroni and pgBackRest would, so that
+// PGO's own reconciler moves every PostgresCluster's status.
+package insides
+
+import (
+	"slices"
+	"strings"
+)
+
+// Answer is what one exec'd command prints and how it exits.
+type Answer struct {
+	// Shape names the command shape recognised (for the log), or "unknown".
+	Shape          string
+	Stdout, Stderr string
+	Exit           int
+	// Unknown is set for a command no shape matched: the suite fails.
+	Unknown bool
+}
+
+// The command shapes PGO v5.8.9's manager sends, each with the PGO source
+// that builds it (paths in PGO's source tree).
+const (
+	// psql -Xw --file=- [--set=K=V ...], SQL on stdin: databases, users,
+	// PgBouncer's and the exporter's SQL, databaseInitSQL
+	// (internal/postgres/exec.go:23-42). psql exits 0 once the SQL ran.
+	ShapePSQL = "psql"
+	// bash -ceu -- <loop over databases> - <query> [--set=...]
+	// (internal/postgres/exec.go:70-107): the same SQL in every database.
+	ShapePSQLEachDatabase = "psql-in-each-database"
+	// bash -ceu -- <stanza script> - <hash> db <msg> <msg> <repo check>
+	// (internal/pgbackrest/pgbackrest.go:43-109): pgBackRest's stanza-create,
+	// which succeeds (exit 0) once the repository is reachable.
+	ShapeStanzaCreate = "pgbackrest-stanza-create"
+	// patronictl edit-config --replace=- --force, the dynamic
+	// configuration on stdin (internal/patroni/api.go:128-146).
+	ShapePatroniConfig = "patronictl-edit-config"
+	// patronictl restart --pending --force --role=<role> <scope>
+	// (internal/patroni/api.go:150-169): nothing is pending on a stand-in.
+	ShapePatroniRestart = "patronictl-restart-pending"
+	ShapeUnknown        = "unknown"
+)
+
+// exitUnknown is a shell's "command not found".
+const exitUnknown = 127
+
+// Play answers one command, named as it was invoked, with its arguments.
+func Play(name string, args []string) Answer {
+	switch name {
+	case "psql":
+		if slices.Contains(args, "-Xw") && slices.Contains(args, "--file=-") {
+			return Answer{Shape: ShapePSQL}
+		}
+	case "bash":
+		// bash -ceu -- <script> - <args...>
+		if len(args) >= 3 && args[0] == "-ceu" && args[1] == "--" {
+			script := args[2]
+			switch {
+			case strings.Contains(script, "sql_target=$(< /dev/stdin)") && strings.Contains(script, `psql "$@" -Xw --file=-`):
+				return Answer{Shape: ShapePSQLEachDatabase}
+			case strings.Contains(script, `pgbackrest stanza-create --stanza="${stanza}"`):
+				return Answer{Shape: ShapeStanzaCreate}
+			}
+		}
+	case "patronictl":
+		switch {
+		case slices.Equal(args, []string{"edit-config", "--replace=-", "--force"}):
+			return Answer{Shape: ShapePatroniConfig}
+		case len(args) == 5 && args[0] == "restart" && args[1] == "--pending" && args[2] == "--force" && strings.HasPrefix(args[3], "--role="):
+			return Answer{Shape: ShapePatroniRestart, Stdout: "No pending restarts\n"}
+		}
+	}
+	return Answer{Shape: ShapeUnknown, Stderr: name + ": command not played by pgstack's pod stand-in (test/insides)\n", Exit: exitUnknown, Unknown: true}
+}
+
+// Names are the names podexec is installed under: every program PGO execs.
+var Names = []string{"bash", "patronictl", "psql", "pgbackrest"}
