@@ -23,15 +23,12 @@ import (
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/managerproc"
-	"github.com/pgstack/pgstack/test/standin"
 )
 
 const (
 	stackName    = "db"
 	bareName     = "db-bare" // the baseline's PostgresCluster, beside the stack's own
 	createrCount = 16        // concurrent creates, the same for pgstack and the baseline
-	// standinWorkers keeps the stand-in from being what limits both runs.
-	standinWorkers = 4
 )
 
 // round is one run of every phase at one count, on a fresh cluster.
@@ -96,9 +93,6 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	unthrottled.QPS, unthrottled.Burst = -1, 0
 	if r.client, err = client.New(unthrottled, client.Options{Scheme: testenv.NewScheme()}); err != nil {
 		return Round{}, fmt.Errorf("create the bench's client: %w", err)
-	}
-	if err := standin.Start(runCtx, unthrottled, standin.Options{OperatorNamespace: cluster.OperatorsNamespace, Workers: standinWorkers}); err != nil {
-		return Round{}, err
 	}
 	if r.track, err = newTracker(unthrottled, cluster.OperatorsNamespace); err != nil {
 		return Round{}, err

@@ -17,9 +17,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	pgoapi "github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
-	"github.com/pgstack/pgstack/test/standin"
+)
+
+// Condition types PGO v5.8.9 writes on a PostgresCluster (PGO
+// pkg/apis/postgres-operator.crunchydata.com/v1beta1/postgrescluster_types.go).
+const (
+	conditionRepoReady     = "PGBackRestReplicaRepoReady"
+	conditionReplicaCreate = "PGBackRestReplicaCreate"
+	conditionProxy         = "ProxyAvailable"
+	conditionProgressing   = "Progressing"
 )
 
 // hippo is the PostgresCluster of the user document (../shared/seed).
@@ -75,17 +84,17 @@ func TestOperatorHubFlow(t *testing.T) {
 		}
 	})
 
-	t.Run("hippo becomes ready through the pgo stand-in", func(t *testing.T) {
+	t.Run("PGO's own manager makes hippo ready", func(t *testing.T) {
 		apps := namespace(t, "hippo")
 		pc := postgresCluster(t, apps, "hippo", hippo, nil)
-		waitForReadyPostgresCluster(t, pc, 30*time.Second)
+		waitForReadyPostgresCluster(t, pc, 2*time.Minute)
 		status := clusterStatus(t, pc)
-		for _, want := range []string{standin.ConditionRepoReady, standin.ConditionReplicaCreate} {
+		for _, want := range []string{conditionRepoReady, conditionReplicaCreate} {
 			if c := findCondition(status, want); c == nil || c["status"] != "True" {
 				t.Errorf("condition %s = %v, want True with backups configured", want, c)
 			}
 		}
-		if c := findCondition(status, standin.ConditionProxy); c != nil {
+		if c := findCondition(status, conditionProxy); c != nil {
 			t.Errorf("ProxyAvailable set without pgBouncer: %v", c)
 		}
 	})
@@ -120,7 +129,7 @@ func TestOperatorHubFlow(t *testing.T) {
 	t.Run("uninstall leaves the CRDs", func(t *testing.T) {
 		ctx := context.Background()
 		pc := &unstructured.Unstructured{}
-		pc.SetGroupVersionKind(standin.PostgresClusterGVK)
+		pc.SetGroupVersionKind(pgoapi.PostgresClusterGVK)
 		pc.SetNamespace("hippo")
 		pc.SetName("hippo")
 		for _, obj := range []client.Object{
@@ -155,8 +164,8 @@ func TestOperatorHubFlow(t *testing.T) {
 	var manualPlan string
 	t.Run("manual install waits in RequiresApproval until approved", func(t *testing.T) {
 		ctx := context.Background()
-		// A PostgresCluster made while no operator runs: PGO (and so the
-		// stand-in) leaves it alone until its CSV is Succeeded.
+		// A PostgresCluster made while no operator runs: nothing reconciles
+		// it until OLM installs PGO and its manager runs.
 		early := postgresCluster(t, "hippo", "early", hippo, nil)
 		subscribe(t, ns, subscriptionName, pgo.Name, pgo.Channel, operatorsv1alpha1.ApprovalManual)
 		plan := currentPlan(t, ns, subscriptionName, 90*time.Second)
@@ -182,7 +191,7 @@ func TestOperatorHubFlow(t *testing.T) {
 		approve(t, plan)
 		waitForCSVPhase(t, ns, head, operatorsv1alpha1.CSVPhaseSucceeded, 2*time.Minute)
 		manualPlan = plan.Name
-		waitForReadyPostgresCluster(t, early, 30*time.Second)
+		waitForReadyPostgresCluster(t, early, 2*time.Minute)
 	})
 
 	t.Run("an upgrade published mid-test yields a new InstallPlan", func(t *testing.T) {
@@ -232,40 +241,56 @@ func TestOperatorHubFlow(t *testing.T) {
 	})
 }
 
-// TestPGOStandInFollowsTheSpec checks the stand-in's behaviours a controller
-// relies on: pooler, pause and an instance set that never becomes ready.
-// It needs PGO's CSV Succeeded, which TestOperatorHubFlow leaves behind.
-func TestPGOStandInFollowsTheSpec(t *testing.T) {
+// TestRealPGOReconcilesWhatItOwns shows PGO's own manager at work on the
+// local cluster: the objects it makes for a cluster, PgBouncer's
+// availability and a pause, each as PGO writes them. It needs PGO's CSV
+// Succeeded, which TestOperatorHubFlow leaves behind.
+func TestRealPGOReconcilesWhatItOwns(t *testing.T) {
 	waitForOperator(t)
-	apps := namespace(t, "standin")
+	apps := namespace(t, "real-pgo")
+	ctx := context.Background()
 
 	pooled := postgresCluster(t, apps, "pooled", hippo+`
   proxy:
     pgBouncer: {}
 `, nil)
-	broken := postgresCluster(t, apps, "broken", hippo, map[string]string{standin.NeverReadyAnnotation: "instance1"})
-	waitForReadyPostgresCluster(t, pooled, 30*time.Second)
-	if c := findCondition(clusterStatus(t, pooled), standin.ConditionProxy); c == nil || c["status"] != "True" {
+	waitForReadyPostgresCluster(t, pooled, 2*time.Minute)
+	if c := findCondition(clusterStatus(t, pooled), conditionProxy); c == nil || c["status"] != "True" {
 		t.Errorf("ProxyAvailable = %v, want True with pgBouncer", c)
 	}
-	// broken was created with pooled and has the same delay: by now it
-	// would be ready, were it not for the fault.
-	status := clusterStatus(t, broken)
-	if ready := instanceReadyReplicas(status); ready != 0 {
-		t.Errorf("instance set marked never-ready has %d ready replicas", ready)
+	// What PGO made for the cluster, by the names PGO gives them.
+	for _, obj := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pooled-pguser-pooled"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "pooled-primary"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "pooled-pgbouncer"}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "pooled-repo-host"}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "pooled-pgbouncer"}},
+	} {
+		if err := lc.Client.Get(ctx, client.ObjectKey{Namespace: apps, Name: obj.GetName()}, obj); err != nil {
+			t.Errorf("%T %s: %v", obj, obj.GetName(), err)
+		}
 	}
-	if c := findCondition(status, standin.ConditionRepoReady); c == nil || c["status"] != "False" {
-		t.Errorf("repo ready = %v, want False while no instance is ready", c)
+	claims := &corev1.PersistentVolumeClaimList{}
+	if err := lc.Client.List(ctx, claims, client.InNamespace(apps)); err != nil {
+		t.Fatal(err)
+	}
+	for _, claim := range claims.Items {
+		if claim.Status.Phase != corev1.ClaimBound {
+			t.Errorf("PersistentVolumeClaim %s is %s, want Bound by the host-path provisioner", claim.Name, claim.Status.Phase)
+		}
+	}
+	if len(claims.Items) < 2 {
+		t.Errorf("%d PersistentVolumeClaims, want the instance's data volume and repo1's", len(claims.Items))
 	}
 
 	pause := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"paused":true}}`))
-	if err := lc.Client.Patch(context.Background(), pooled, pause); err != nil {
+	if err := lc.Client.Patch(ctx, pooled, pause); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	eventually(t, 30*time.Second, "paused cluster reports Progressing=False reason Paused", func(ctx context.Context) (bool, string, error) {
+	eventually(t, time.Minute, "paused cluster reports Progressing=False reason Paused", func(ctx context.Context) (bool, string, error) {
 		status := clusterStatus(t, pooled)
-		c := findCondition(status, standin.ConditionProgressing)
-		return c != nil && c["status"] == "False" && c["reason"] == standin.ReasonPaused, fmt.Sprint(c), nil
+		c := findCondition(status, conditionProgressing)
+		return c != nil && c["status"] == "False" && c["reason"] == "Paused", fmt.Sprint(c), nil
 	})
 }
 
@@ -335,7 +360,7 @@ func waitForReadyPostgresCluster(t *testing.T, pc *unstructured.Unstructured, ti
 			}
 		}
 		if _, backups, _ := unstructured.NestedMap(pc.Object, "spec", "backups"); backups {
-			for _, c := range []string{standin.ConditionRepoReady, standin.ConditionReplicaCreate} {
+			for _, c := range []string{conditionRepoReady, conditionReplicaCreate} {
 				if cond := findCondition(status, c); cond == nil || cond["status"] != "True" {
 					return false, fmt.Sprintf("%s: %v", c, cond), nil
 				}
@@ -353,15 +378,4 @@ func findCondition(status map[string]any, conditionType string) map[string]any {
 		}
 	}
 	return nil
-}
-
-func instanceReadyReplicas(status map[string]any) int64 {
-	instances, _, _ := unstructured.NestedSlice(status, "instances")
-	var ready int64
-	for _, i := range instances {
-		if n, ok := i.(map[string]any)["readyReplicas"].(int64); ok {
-			ready += n
-		}
-	}
-	return ready
 }

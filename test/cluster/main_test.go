@@ -16,11 +16,9 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/ledger"
-	"github.com/pgstack/pgstack/test/standin"
 )
 
 // One full cluster serves every scenario of this package; scenarios keep
@@ -44,9 +42,6 @@ var (
 	}()
 )
 
-// readyDelay is how long the pgo stand-in takes to make instance sets ready.
-const readyDelay = 2 * time.Second
-
 // approver is the field manager the scenarios approve InstallPlans with.
 const approver = "pgstack-test-approver"
 
@@ -65,7 +60,7 @@ func runWithCluster(m *testing.M) int {
 	var err error
 	// The catalog starts one version short of PGO's chain, so a scenario
 	// can publish 5.8.9 while the cluster runs, as a catalog update does.
-	pgo, err = catalog.PGO(testenv.FindPGOSchema(), "5.8.7", "5.8.8")
+	pgo, err = catalog.PGO("5.8.7", "5.8.8")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "local cluster:", err)
 		return 1
@@ -89,11 +84,14 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "local cluster:", err)
 		return 1
 	}
-	if err := standin.Start(ctx, lc.Config, standin.Options{ReadyDelay: readyDelay}); err != nil {
-		fmt.Fprintln(os.Stderr, "local cluster:", err)
-		return 1
+	code := m.Run()
+	// PGO ran for real; what stood in for its containers must not have
+	// failed quietly (a PGO process that exited, a command not played).
+	for _, err := range lc.StandInErrors() {
+		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+		code = 1
 	}
-	return m.Run()
+	return code
 }
 
 // eventually polls check until it holds, failing the test with the last

@@ -1,7 +1,7 @@
 // Command demo shows pgstack doing its whole job on the full local cluster:
 // real control plane, real OLM with a catalog serving the postgresql package,
-// kwok nodes, the pgo stand-in, and pgstack's manager binary as its own
-// process. It applies config/samples' hippo stack, shows progress until the
+// kwok nodes, PGO's own manager (run for the pod OLM makes), and pgstack's
+// manager binary as its own process. It applies config/samples' hippo stack, shows progress until the
 // stack is Ready, then prints what kubectl shows and what to try next.
 //
 //	go run ./test/demo -manager bin/manager      (what `make demo` runs)
@@ -36,7 +36,6 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
-	"github.com/pgstack/pgstack/test/standin"
 )
 
 // Options shape one demo run.
@@ -71,13 +70,14 @@ func main() {
 
 // Run is the whole demo; it returns once everything it started is stopped.
 func Run(ctx context.Context, opts Options) (err error) {
-	// The stand-in logs through controller-runtime; the demo shows progress itself.
+	// The harness's watches log through controller-runtime; the demo shows progress itself.
 	ctrllog.SetLogger(logr.Discard())
 	out := opts.Out
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	begin := time.Now()
 
-	say("==> starting the local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes, OLM, opm serving the catalog")
+	say("==> starting the local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes, OLM, opm serving the catalog;")
+	say("    PGO's own manager runs for the pod OLM makes; only what runs inside PGO's pods stands in (test/insides)")
 	lc, err := cluster.StartFull(ctx, cluster.Options{Logf: func(f string, a ...any) { say("    "+f, a...) }})
 	if err != nil {
 		return fmt.Errorf("start the local cluster: %w", err)
@@ -90,13 +90,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}()
 	kubeconfig := filepath.Join(lc.Dir, "kubeconfig")
 	if err := lc.WriteKubeconfig(kubeconfig); err != nil {
-		return err
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	say("==> starting the pgo stand-in (moves PostgresCluster status as PGO does; runs no PostgreSQL)")
-	if err := standin.Start(runCtx, lc.Config, standin.Options{ReadyDelay: 2 * time.Second}); err != nil {
 		return err
 	}
 
@@ -134,6 +127,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		{"describe", "postgresstack", "hippo", "-n", demoNamespace},
 		{"get", "subscription,installplan,csv", "-n", "operators"},
 		{"get", "postgrescluster", "-n", demoNamespace},
+		// What PGO's own manager made for hippo.
+		{"get", "statefulset,service,secret,persistentvolumeclaim", "-n", demoNamespace, "-l", "postgres-operator.crunchydata.com/cluster=hippo"},
+		{"get", "postgrescluster", "hippo", "-n", demoNamespace, "-o", "jsonpath={range .status.conditions[*]}{.type}={.status} ({.reason}){\"\\n\"}{end}"},
 	} {
 		say("\n$ kubectl %s", strings.Join(args, " "))
 		if err := kubectl(out, kubeconfig, args...); err != nil {
@@ -143,9 +139,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	say("\n==> hippo is Ready after %s.", time.Since(begin).Round(time.Second))
 	say(`
 What is real here: the Kubernetes control plane, OLM (resolution, InstallPlans,
-CSV phases judged on a real Deployment), the catalog protocol (opm serve), and
-pgstack's manager. What stands in: kwok nodes run no containers, and the pgo
-stand-in moves PostgresCluster status instead of running PostgreSQL.
+CSV phases judged on a real Deployment), the catalog protocol (opm serve),
+PGO's own manager (built from its v5.8.9 source, run with the environment and
+ServiceAccount of the pod OLM made, writing every PostgresCluster status),
+volumes from kube-controller-manager's host-path provisioner, and pgstack's
+manager. What stands in: kwok nodes run no containers, so what runs inside
+PGO's pods is played by test/insides (Patroni's leader records, the commands
+PGO execs: psql, patronictl, pgBackRest's stanza-create); Jobs complete.
 
 Point your own kubectl at this cluster while the demo runs:
   export KUBECONFIG=%s

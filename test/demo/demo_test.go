@@ -38,6 +38,14 @@ func TestDemoEndsWithHippoReady(t *testing.T) {
 		regexp.MustCompile(`(?m)^clusterserviceversion\.operators\.coreos\.com/postgresoperator\.v5\.8\.9\s.*Succeeded`),
 		regexp.MustCompile(`(?m)^hippo\s`),                         // kubectl get postgrescluster
 		regexp.MustCompile(`Type\s+Reason\s+Age\s+From\s+Message`), // describe shows events
+		// What PGO's own manager made for hippo, and the conditions it wrote.
+		regexp.MustCompile(`(?m)^statefulset\.apps/hippo-instance1-\S+\s+1/1`),
+		regexp.MustCompile(`(?m)^statefulset\.apps/hippo-repo-host\s+1/1`),
+		regexp.MustCompile(`(?m)^service/hippo-primary\s`),
+		regexp.MustCompile(`(?m)^secret/hippo-pguser-hippo\s`),
+		regexp.MustCompile(`(?m)^persistentvolumeclaim/\S+\s+Bound\s`),
+		regexp.MustCompile(`PGBackRestReplicaRepoReady=True \(StanzaCreated\)`),
+		regexp.MustCompile(`PGBackRestReplicaCreate=True \(RepoBackupComplete\)`),
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("demo output lacks %s\n%s", want, text)

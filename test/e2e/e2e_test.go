@@ -1,7 +1,9 @@
 // Package e2e runs pgstack's manager on the full local cluster: a real
 // control plane, real OLM resolving a real file-based catalog served by opm,
-// kwok nodes on which OLM's operator Deployment becomes Available, and the
-// pgo stand-in moving PostgresCluster status. Nothing here plays OLM's part.
+// kwok nodes on which OLM's operator Deployment becomes Available, and PGO's
+// own manager, run by the harness for the pod OLM's Deployment makes,
+// reconciling every PostgresCluster. Nothing here plays OLM's or PGO's part;
+// only what runs inside PGO's pods stands in (test/insides).
 package e2e
 
 import (
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -24,12 +27,10 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/expect"
 	"github.com/pgstack/pgstack/test/ledger"
-	"github.com/pgstack/pgstack/test/standin"
 )
 
 var (
@@ -52,7 +53,7 @@ func run(m *testing.M) int {
 	defer cancel()
 	// The catalog starts at 5.8.8; scenarios publish newer versions as a
 	// catalog update would.
-	pgoPackage, err := catalog.PGO(testenv.FindPGOSchema(), "5.8.7", "5.8.8")
+	pgoPackage, err := catalog.PGO("5.8.7", "5.8.8")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "catalog:", err)
 		return 1
@@ -76,10 +77,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := standin.Start(ctx, lc.Config, standin.Options{ReadyDelay: time.Second}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	mgr, err := ctrl.NewManager(lc.Config, ctrl.Options{Scheme: lc.Scheme, Cache: controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	if err != nil {
@@ -91,7 +88,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	go func() { _ = mgr.Start(ctx) }()
-	return m.Run()
+	code := m.Run()
+	for _, err := range lc.StandInErrors() {
+		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+		code = 1
+	}
+	return code
 }
 
 // The user document's journey, automated, on real OLM: adopt the hand-made
@@ -144,8 +146,25 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 		must(t, k8s.Delete(ctx, lion))
 	})
 
-	t.Run("an upgrade published inside the range is approved", func(t *testing.T) {
+	t.Run("an upgrade published inside the range is approved, and PGO rolls every cluster that pins no image", func(t *testing.T) {
+		before := instanceImages(t)
 		must(t, lc.PublishVersion(ctx, "postgresql", "5.8.9"))
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
+		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
+		// 5.8.9's Deployment changes every RELATED_IMAGE_* default (PGO
+		// internal/config/config.go picks them for clusters without an
+		// image): PGO moves both clusters' StatefulSets to the new image.
+		var rolled []string
+		eventually(t, "PGO rolls the instance StatefulSets onto 5.8.9's images", func() (bool, error) {
+			rolled = rolled[:0]
+			for name, image := range instanceImages(t) {
+				if old, ok := before[name]; ok && old != image {
+					rolled = append(rolled, name)
+				}
+			}
+			return len(rolled) == len(before), nil
+		})
+		t.Logf("operator upgrade 5.8.8 -> 5.8.9: PGO rolled %d of %d instance StatefulSets at once: %v", len(rolled), len(before), rolled)
 		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
 		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
 	})
@@ -216,6 +235,26 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 }
 
 // --- helpers ---------------------------------------------------------------
+
+// instanceImages is the database container's image of every PostgreSQL
+// instance StatefulSet PGO made, by namespace/name.
+func instanceImages(t *testing.T) map[string]string {
+	t.Helper()
+	sets := &appsv1.StatefulSetList{}
+	must(t, k8s.List(context.Background(), sets, client.HasLabels{"postgres-operator.crunchydata.com/instance"}))
+	images := map[string]string{}
+	for _, s := range sets.Items {
+		for _, c := range s.Spec.Template.Spec.Containers {
+			if c.Name == "database" {
+				images[s.Namespace+"/"+s.Name] = c.Image
+			}
+		}
+	}
+	if len(images) == 0 {
+		t.Fatal("no PostgreSQL instance StatefulSet: PGO made none")
+	}
+	return images
+}
 
 func createStack(t *testing.T, ns, name string, change func(*platformv1alpha1.PostgresStack)) *platformv1alpha1.PostgresStack {
 	t.Helper()

@@ -25,13 +25,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/expect"
 	"github.com/pgstack/pgstack/test/ledger"
 	"github.com/pgstack/pgstack/test/managerproc"
-	"github.com/pgstack/pgstack/test/standin"
 )
 
 // SeedEnv replays a run's random points.
@@ -116,7 +114,7 @@ func run(m *testing.M) int {
 		}
 		seed = parsed
 	}
-	// The ledger, the stand-in and the invariants log through
+	// The ledger and the invariants log through
 	// controller-runtime; the suite reports what matters itself.
 	ctrllog.SetLogger(logr.Discard())
 	random = &randomPoints{seed: seed, rng: rand.New(rand.NewSource(seed))}
@@ -136,7 +134,7 @@ func run(m *testing.M) int {
 
 	// The catalog starts at 5.8.8; the flows publish newer versions as a
 	// catalog update would.
-	pgoPackage, err := catalog.PGO(testenv.FindPGOSchema(), "5.8.7", "5.8.8")
+	pgoPackage, err := catalog.PGO("5.8.7", "5.8.8")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "catalog:", err)
 		return 1
@@ -154,10 +152,6 @@ func run(m *testing.M) int {
 		return "manager: " + lc.LogTail("pgstack-manager", 8) + "\nolm: " + lc.LogTail("olm", 4) + "\ncatalog: " + lc.LogTail("catalog", 4)
 	}}
 	if approvals, err = ledger.Start(ctx, lc.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := standin.Start(ctx, lc.Config, standin.Options{ReadyDelay: time.Second}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -179,6 +173,10 @@ func run(m *testing.M) int {
 	code := m.Run()
 	if err := guard.err(); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability: invariant broken:", err)
+		code = 1
+	}
+	for _, err := range lc.StandInErrors() {
+		fmt.Fprintln(os.Stderr, "reliability: stand-in:", err)
 		code = 1
 	}
 	fmt.Printf("reliability: %s; scenarios took %s; seed %d\n", &counts, time.Since(begin).Round(time.Second), seed)
