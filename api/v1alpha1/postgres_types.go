@@ -444,12 +444,30 @@ type Restore struct {
 	// +optional
 	TargetTime *metav1.Time `json:"targetTime,omitempty"`
 
-	// options are extra pgBackRest restore options, such as "--target-action=promote".
-	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:MaxLength=256
+	// options are extra pgBackRest restore options, such as
+	// "--set=20250101-010000F" (restore that backup) or "--type=immediate".
+	// PGO sets --stanza, --pg1-path, --repo and --link-map itself, and
+	// --target-action=promote whenever a target is given, and refuses them here.
 	// +optional
-	Options []string `json:"options,omitempty"`
+	Options RestoreOptions `json:"options,omitempty"`
 }
+
+// RestoreOptions are extra pgBackRest restore options for a restore or a
+// clone. PGO adds --stanza, --pg1-path, --repo, --link-map and (with a
+// --target) --target-action=promote itself, and refuses a restore whose
+// options carry any of them: it emits Warning InvalidDataSource, creates no
+// restore Job and never observes the generation (PGO v5.8.9
+// internal/controller/postgrescluster/pgbackrest.go:1175-1199, matched the
+// same way: by substring). An item that is just "--repo" is refused too:
+// with the next item it becomes "--repo <n>" on the command line.
+// +kubebuilder:validation:MaxItems=16
+// +kubebuilder:validation:items:MaxLength=256
+// +kubebuilder:validation:XValidation:rule="!self.exists(o, o.contains('--repo=') || o.contains('--repo ') || o == '--repo')",message="must not set --repo: PGO sets it from repoName and refuses a restore whose options carry it (Event InvalidDataSource)"
+// +kubebuilder:validation:XValidation:rule="!self.exists(o, o.contains('--stanza'))",message="must not set --stanza: PGO sets it itself and refuses a restore whose options carry it (Event InvalidDataSource)"
+// +kubebuilder:validation:XValidation:rule="!self.exists(o, o.contains('--pg1-path'))",message="must not set --pg1-path: PGO sets it itself and refuses a restore whose options carry it (Event InvalidDataSource)"
+// +kubebuilder:validation:XValidation:rule="!self.exists(o, o.contains('--target-action'))",message="must not set --target-action: PGO sets --target-action=promote itself whenever a target is given, and refuses a restore whose options carry it (Event InvalidDataSource)"
+// +kubebuilder:validation:XValidation:rule="!self.exists(o, o.contains('--link-map'))",message="must not set --link-map: PGO sets it itself and refuses a restore whose options carry it (Event InvalidDataSource)"
+type RestoreOptions []string
 
 // Standby makes the cluster a read-only follower.
 // +kubebuilder:validation:XValidation:rule="has(self.repoName) || has(self.host)",message="postgres.standby needs repoName (follow a pgBackRest repository), host (stream from a primary), or both"
@@ -520,11 +538,11 @@ type CloneFrom struct {
 	// +optional
 	TargetTime *metav1.Time `json:"targetTime,omitempty"`
 
-	// options are extra pgBackRest restore options.
-	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:MaxLength=256
+	// options are extra pgBackRest restore options, such as
+	// "--set=20250101-010000F"; the same options as postgres.restore.options
+	// are refused.
 	// +optional
-	Options []string `json:"options,omitempty"`
+	Options RestoreOptions `json:"options,omitempty"`
 }
 
 // CloudRepo is a pgBackRest repository in a bucket.

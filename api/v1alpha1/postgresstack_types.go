@@ -214,6 +214,18 @@ type PostgresStackStatus struct {
 	Cluster ClusterStatus `json:"cluster,omitempty"`
 }
 
+// The PostgresCluster takes the stack's name, and PGO names each instance's
+// pods <cluster>-<set>-<4 characters>-0, whose controller-revision-hash label
+// (that name, a hyphen and 10 more) must fit 63 characters: so the cluster
+// name and each instance set's name may be at most 46 characters together, as
+// PGO documents and does not check (PGO v5.8.9
+// pkg/apis/postgres-operator.crunchydata.com/v1beta1/postgrescluster_types.go:437-456).
+// Past it, the StatefulSet controller creates no pod and PGO reports nothing.
+// instance1, 9 characters, is the set rendered when instances is absent. The
+// API server generates a generateName's name before it validates, so the rule
+// sees the final name. Sets added through overrides are checked when rendering.
+// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.postgres) || (has(self.spec.postgres.instances) ? self.spec.postgres.instances.all(i, size(self.metadata.name) + size(i.name) <= 46) : size(self.metadata.name) <= 37)",message="metadata.name and each postgres.instances[].name (instance1 when instances is not set) may be at most 46 characters together: PGO names the instances' pods after both, and longer names leave the StatefulSets unable to create pods"
+
 // PostgresStack asks for a PostgreSQL cluster run by PGO, with PGO installed
 // and upgraded through OLM under the stack's policy.
 // +kubebuilder:object:root=true

@@ -118,6 +118,17 @@ func TestTheAPIServerRejectsInvalidStacks(t *testing.T) {
 		{"a maintenance window of 25 hours", `{operator: {maintenanceWindow: {start: "02:00", duration: 25h}}}`, []string{"spec.operator.maintenanceWindow.duration", "at most 24h"}},
 		{"a maintenance window at 25 o'clock", `{operator: {maintenanceWindow: {start: "25:00", duration: 1h}}}`, []string{"spec.operator.maintenanceWindow.start"}},
 		{"a deletion policy that does not exist", `{deletionPolicy: Destroy}`, []string{"spec.deletionPolicy", "Retain"}},
+		// The pgBackRest options PGO sets itself and refuses (PGO v5.8.9
+		// internal/controller/postgrescluster/pgbackrest.go:1175-1199).
+		{"restore options with --target-action", `{postgres: {restore: {id: a, options: ["--type=time", "--target-action=pause"]}}}`, []string{"spec.postgres.restore.options", "must not set --target-action"}},
+		{"restore options with --repo=", `{postgres: {restore: {id: a, options: ["--repo=2"]}}}`, []string{"spec.postgres.restore.options", "must not set --repo"}},
+		{"restore options with --repo and a space", `{postgres: {restore: {id: a, options: ["--repo 2"]}}}`, []string{"spec.postgres.restore.options", "must not set --repo"}},
+		{"restore options with a bare --repo", `{postgres: {restore: {id: a, options: ["--repo", "2"]}}}`, []string{"spec.postgres.restore.options", "must not set --repo"}},
+		{"restore options with --stanza", `{postgres: {restore: {id: a, options: ["--stanza=db"]}}}`, []string{"spec.postgres.restore.options", "must not set --stanza"}},
+		{"restore options with --pg1-path", `{postgres: {restore: {id: a, options: ["--pg1-path=/pgdata/pg16"]}}}`, []string{"spec.postgres.restore.options", "must not set --pg1-path"}},
+		{"restore options with --link-map", `{postgres: {restore: {id: a, options: ["--link-map=pg_wal=/pgwal"]}}}`, []string{"spec.postgres.restore.options", "must not set --link-map"}},
+		{"clone options with --target-action", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1, options: ["--target-action=promote"]}}}`, []string{"spec.postgres.cloneFrom.options", "must not set --target-action"}},
+		{"clone options with --stanza", `{postgres: {cloneFrom: {repo: {name: repo1, gcs: {bucket: b}}, options: ["--stanza=other"]}}}`, []string{"spec.postgres.cloneFrom.options", "must not set --stanza"}},
 	}
 	ctx := context.Background()
 	for i, tt := range tests {
@@ -168,6 +179,8 @@ func TestTheAPIServerAcceptsStacksAtTheEdges(t *testing.T) {
 		{"the newest postgres", `{postgres: {version: 18}}`},
 		{"no backups at all", `{postgres: {backups: {enabled: false}}}`},
 		{"a pooler scaled to zero", `{postgres: {pooler: {replicas: 0}}}`},
+		{"restore options PGO passes on", `{postgres: {restore: {id: a, options: ["--set=20250101-010000F", "--type=immediate", "--repo-target-time=2025-01-01 01:00:00+00"]}}}`},
+		{"clone options PGO passes on", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1, options: ["--type=immediate"]}}}`},
 	}
 	ctx := context.Background()
 	for i, tt := range tests {
@@ -255,6 +268,55 @@ func TestTheAPIServerRefusesChangesThatCannotWork(t *testing.T) {
 				t.Fatalf("want Invalid, got %v", err)
 			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
 				t.Errorf("the message does not say %q: %v", tt.want, err)
+			}
+		})
+	}
+}
+
+// PGO names each instance's pods after the cluster and the instance set, and
+// documents (without checking) that the two names may be at most 46
+// characters together. The cluster takes the stack's name, so the API server
+// judges the stack's name beside each set's.
+func TestTheAPIServerRefusesNamesPGOCannotRunWith(t *testing.T) {
+	tests := []struct {
+		name         string
+		stackName    string
+		generateName string
+		spec         string
+		refused      bool
+	}{
+		{name: "37 characters beside the default instance1", stackName: strings.Repeat("a", 37), spec: `{}`},
+		{name: "38 characters beside the default instance1", stackName: strings.Repeat("a", 38), spec: `{}`, refused: true},
+		{name: "38 characters beside a set of 8", stackName: strings.Repeat("a", 38), spec: `{postgres: {instances: [{name: set12345}]}}`},
+		{name: "38 characters beside a set of 9", stackName: strings.Repeat("a", 38), spec: `{postgres: {instances: [{name: ok}, {name: set123456}]}}`, refused: true},
+		{name: "a short name beside a long set", stackName: "hippo", spec: `{postgres: {instances: [{name: ` + strings.Repeat("s", 42) + `}]}}`, refused: true},
+		// The API server names a generateName's object before validating it,
+		// so the rule sees the generated name: a 33-character prefix gets 5
+		// random characters, 38 in all.
+		{name: "a generated name of 38 beside instance1", generateName: strings.Repeat("g", 33), spec: `{}`, refused: true},
+		{name: "a generated name of 37 beside instance1", generateName: strings.Repeat("g", 32), spec: `{}`},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj := stack(t, tt.stackName, tt.spec)
+			if tt.generateName != "" {
+				obj.SetName("")
+				obj.SetGenerateName(tt.generateName)
+			}
+			err := env.Client.Create(ctx, obj)
+			if err == nil {
+				t.Cleanup(func() { _ = env.Client.Delete(ctx, obj) })
+			}
+			switch {
+			case !tt.refused && err != nil:
+				t.Fatalf("the API server refused %s named %q%q: %v", tt.spec, tt.stackName, tt.generateName, err)
+			case tt.refused && err == nil:
+				t.Fatalf("the API server accepted %s as %q", tt.spec, obj.GetName())
+			case tt.refused && !apierrors.IsInvalid(err):
+				t.Fatalf("want Invalid, got %v", err)
+			case tt.refused && !strings.Contains(err.Error(), "may be at most 46 characters together"):
+				t.Errorf("the message does not give the limit: %v", err)
 			}
 		})
 	}

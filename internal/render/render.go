@@ -51,7 +51,7 @@ func Render(stack *v1alpha1.PostgresStack) (*unstructured.Unstructured, error) {
 		}
 		spec = MergeOverrides(spec, overrides)
 	}
-	if err := checkRequired(spec); err != nil {
+	if err := checkRequired(spec, stack.Name); err != nil {
 		return nil, fmt.Errorf("render PostgresStack %s: %w", stackName(stack), err)
 	}
 
@@ -463,8 +463,10 @@ func withNodeSelector(affinity *corev1.Affinity, selector map[string]string) *co
 }
 
 // checkRequired makes sure overrides left what PGO cannot do without:
-// a version and instance sets with sized, accessible data volumes.
-func checkRequired(spec map[string]any) error {
+// a version and instance sets with sized, accessible data volumes, whose
+// names fit PGO's limit beside the cluster's (overrides may bring sets the
+// CRD's rule never saw).
+func checkRequired(spec map[string]any, cluster string) error {
 	if _, ok := spec["postgresVersion"]; !ok {
 		return fmt.Errorf("spec.postgres.overrides removed postgresVersion, which PGO requires")
 	}
@@ -481,6 +483,13 @@ func checkRequired(spec map[string]any) error {
 		storage, _, _ := unstructured.NestedFieldNoCopy(set, "dataVolumeClaimSpec", "resources", "requests", "storage")
 		if len(modes) == 0 || storage == nil {
 			return fmt.Errorf("spec.postgres.overrides: instances[%d] needs dataVolumeClaimSpec with accessModes and resources.requests.storage", i)
+		}
+		name, _ := set["name"].(string)
+		if name == "" {
+			name = fmt.Sprintf("%02d", i) // PGO's default set name
+		}
+		if msg := checkNameLength(cluster, name); msg != "" && cluster != "" {
+			return fmt.Errorf("instances[%d].name: %s", i, msg)
 		}
 	}
 	return nil

@@ -363,6 +363,13 @@ func TestRenderRefusesInvalidStacks(t *testing.T) {
 		{"overrides removing the version", `{overrides: {postgresVersion: null}}`, "postgresVersion"},
 		{"overrides removing instances", `{overrides: {instances: []}}`, "instances"},
 		{"overrides leaving an instance without storage", `{overrides: {instances: [{name: a}]}}`, "dataVolumeClaimSpec"},
+		{"restore setting --target-action", `{restore: {id: a, options: ["--type=time", "--target-action=pause"]}}`, "spec.postgres.restore.options: Invalid value"},
+		{"restore setting --repo with a space", `{restore: {id: a, options: ["--repo 2"]}}`, "must not set --repo"},
+		{"restore setting a bare --repo", `{restore: {id: a, options: ["--repo", "2"]}}`, "must not set --repo"},
+		{"restore setting --stanza", `{restore: {id: a, options: ["--stanza=db"]}}`, "must not set --stanza"},
+		{"restore setting --pg1-path", `{restore: {id: a, options: ["--pg1-path=/pgdata"]}}`, "must not set --pg1-path"},
+		{"restore setting --link-map", `{restore: {id: a, options: ["--link-map=pg_wal=/wal"]}}`, "must not set --link-map"},
+		{"clone setting --target-action", `{cloneFrom: {clusterName: a, repoName: repo1, options: ["--target-action=promote"]}}`, "spec.postgres.cloneFrom.options"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,4 +456,37 @@ func parseStack(t *testing.T, text string) *v1alpha1.PostgresStack {
 		t.Fatalf("decode: %v", err)
 	}
 	return stack
+}
+
+// The cluster name and each instance set's name may be at most 46
+// characters together (PGO's documented limit), whether the set is named in
+// instances, is the default instance1, or comes from overrides.
+func TestRenderJudgesNameLengthsAsPGOLimitsThem(t *testing.T) {
+	name37, name38 := strings.Repeat("a", 37), strings.Repeat("a", 38)
+	tests := []struct {
+		name, stack, postgres string
+		want                  string // empty: rendered
+	}{
+		{"37 characters beside instance1", name37, `{}`, ""},
+		{"38 characters beside instance1", name38, `{}`, "metadata.name"},
+		{"44 characters beside a set of 2", strings.Repeat("a", 44), `{instances: [{name: ab}]}`, ""},
+		{"44 characters beside a set of 3", strings.Repeat("a", 44), `{instances: [{name: ok}, {name: abc}]}`, "spec.postgres.instances[1].name"},
+		{"a long set from overrides", name37, `{overrides: {instances: [{name: instance10, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]}}`, "instances[0].name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stack := parseStack(t, "apiVersion: platform.pgstack.dev/v1alpha1\nkind: PostgresStack\nmetadata: {name: "+tt.stack+"}\nspec:\n  postgres: "+tt.postgres+"\n")
+			_, err := render.Render(stack)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Render refused %s: %v", tt.postgres, err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("Render accepted %s named %s", tt.postgres, tt.stack)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("error does not name %q: %v", tt.want, err)
+			case tt.want != "" && !strings.Contains(err.Error(), "46"):
+				t.Errorf("error does not give the limit: %v", err)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -24,7 +25,76 @@ func Validate(stack *v1alpha1.PostgresStack) error {
 		return fmt.Errorf("no PostgresStack")
 	}
 	errs := validatePostgres(&stack.Spec.Postgres, field.NewPath("spec", "postgres"))
+	errs = append(errs, validateNameLengths(stack)...)
 	return errs.ToAggregate()
+}
+
+// MaxClusterAndInstanceSetName is how long the PostgresCluster's name and an
+// instance set's name may be together. PGO documents it and does not check
+// it (PGO v5.8.9 pkg/apis/postgres-operator.crunchydata.com/v1beta1/postgrescluster_types.go:437-456):
+// past it, the pods' controller-revision-hash label exceeds 63 characters and
+// the StatefulSet controller creates no pod. The CRD's CEL rule on
+// PostgresStack holds the same limit.
+const MaxClusterAndInstanceSetName = 46
+
+// validateNameLengths mirrors the CRD's rule; a stack read from a file
+// without a name is not judged.
+func validateNameLengths(stack *v1alpha1.PostgresStack) field.ErrorList {
+	if stack.Name == "" {
+		return nil
+	}
+	if len(stack.Spec.Postgres.Instances) == 0 {
+		if err := checkNameLength(stack.Name, DefaultInstanceName); err != "" {
+			return field.ErrorList{field.Invalid(field.NewPath("metadata", "name"), stack.Name, err)}
+		}
+		return nil
+	}
+	var errs field.ErrorList
+	for i, set := range stack.Spec.Postgres.Instances {
+		if err := checkNameLength(stack.Name, set.Name); err != "" {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "postgres", "instances").Index(i).Child("name"), set.Name, err))
+		}
+	}
+	return errs
+}
+
+func checkNameLength(cluster, set string) string {
+	if n := len(cluster) + len(set); n > MaxClusterAndInstanceSetName {
+		return fmt.Sprintf("the cluster name %q and the instance set name %q are %d characters together; PGO allows at most %d", cluster, set, n, MaxClusterAndInstanceSetName)
+	}
+	return ""
+}
+
+// RefusedRestoreOption returns the first option PGO would refuse in a
+// restore's or a clone's options, and why; "" when none. PGO sets these
+// itself and, finding one, emits Warning InvalidDataSource and creates no
+// restore Job. It matches by substring, first match wins, as PGO does (PGO
+// v5.8.9 internal/controller/postgrescluster/pgbackrest.go:1175-1199); a bare
+// "--repo" item is refused too, since the next item becomes its value. The
+// CRD's CEL rules on v1alpha1.RestoreOptions hold the same list.
+func RefusedRestoreOption(options []string) (option, why string) {
+	for _, o := range options {
+		switch {
+		case strings.Contains(o, "--repo=") || strings.Contains(o, "--repo ") || o == "--repo":
+			return "--repo", "PGO sets it from repoName"
+		case strings.Contains(o, "--stanza"):
+			return "--stanza", "PGO sets it itself"
+		case strings.Contains(o, "--pg1-path"):
+			return "--pg1-path", "PGO sets it itself"
+		case strings.Contains(o, "--target-action"):
+			return "--target-action", "PGO sets --target-action=promote itself whenever a target is given"
+		case strings.Contains(o, "--link-map"):
+			return "--link-map", "PGO sets it itself"
+		}
+	}
+	return "", ""
+}
+
+func validateRestoreOptions(options []string, path *field.Path) field.ErrorList {
+	if option, why := RefusedRestoreOption(options); option != "" {
+		return field.ErrorList{field.Invalid(path, options, fmt.Sprintf("must not set %s: %s and refuses a restore whose options carry it", option, why))}
+	}
+	return nil
 }
 
 var (
@@ -95,6 +165,7 @@ func validatePostgres(spec *v1alpha1.PostgresSpec, path *field.Path) field.Error
 		if r.RepoName != "" && !configured(r.RepoName) {
 			errs = append(errs, field.Invalid(p.Child("repoName"), r.RepoName, "must name a repository configured in postgres.backups.repos"))
 		}
+		errs = append(errs, validateRestoreOptions(r.Options, p.Child("options"))...)
 	}
 	if s := spec.Standby; s != nil {
 		p := path.Child("standby")
@@ -120,6 +191,7 @@ func validatePostgres(spec *v1alpha1.PostgresSpec, path *field.Path) field.Error
 		if (c.ClusterName == "") != (c.RepoName == "") {
 			errs = append(errs, field.Required(p.Child("repoName"), "is required with clusterName, and only with it"))
 		}
+		errs = append(errs, validateRestoreOptions(c.Options, p.Child("options"))...)
 		if c.Repo != nil {
 			errs = append(errs, validateRepoName(c.Repo.Name, p.Child("repo", "name"))...)
 			if storageKinds(nil, c.Repo.S3, c.Repo.GCS, c.Repo.Azure) != 1 {
