@@ -43,9 +43,42 @@ const (
 	// UpgradeApproved (the policy package's reasons are used when a plan waits or is refused)
 	ReasonNoPlanPending = "NoPlanPending"
 
-	// ClusterReady (the pgo package's readiness reasons are used once PGO reports)
+	// ClusterReady, before PGO reports
 	ReasonWaitingForOperator = "WaitingForOperator"
 	ReasonPGOAPIMissing      = "PGOAPIMissing"
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonApplyFailed        = "ApplyFailed"
+	// ReasonNoImageForVersion: no spec.postgres.image, and the installed PGO
+	// ships no PostgreSQL image for the stack's major version (and PostGIS
+	// version); nothing is applied, since PGO would refuse the cluster.
+	ReasonNoImageForVersion = "NoImageForVersion"
+
+	// ClusterReady, once PGO reports (internal/pgo judges these)
+	ReasonClusterReady      = "ClusterReady"
+	ReasonAwaitingPGO       = "AwaitingPGO"
+	ReasonInstancesNotReady = "InstancesNotReady"
+	ReasonBackupsNotReady   = "BackupsNotReady"
+	ReasonPoolerNotReady    = "PoolerNotReady"
+	// ReasonPaused is PGO's own reason on its Progressing=False condition:
+	// spec.paused, or backups removed without PGO's authorizeBackupRemoval
+	// annotation (the message tells which).
+	ReasonPaused = "Paused"
+	// ReasonShutDown (True): spec.shutdown is set and PGO has stopped every instance.
+	ReasonShutDown = "ShutDown"
+	// ReasonShuttingDown: spec.shutdown is set and instances still run.
+	ReasonShuttingDown = "ShuttingDown"
+	// ReasonRestoring: PGO is restoring or cloning data (its
+	// PGBackRestoreProgressing condition); it reconciles nothing else meanwhile.
+	ReasonRestoring = "Restoring"
+	// ReasonStandbyNotBootstrapped: a standby's instances are ready but
+	// Patroni has not reported the system identifier it follows.
+	ReasonStandbyNotBootstrapped = "StandbyNotBootstrapped"
+
+	// PGO's own reasons, passed through when PGO refuses the cluster (a
+	// Warning Event, with PGO not observing the generation) or a restore
+	// failed. Each stalls the stack.
+	ReasonMissingRequiredImage        = "MissingRequiredImage"
+	ReasonInvalidStandbyConfiguration = "InvalidStandbyConfiguration"
+	ReasonInvalidDataSource           = "InvalidDataSource"
+	ReasonRestoreFailed               = "PGBackRestRestoreFailed"
 )

@@ -216,6 +216,9 @@ func clusterCondition(o Cluster, operator metav1.Condition) (metav1.Condition, b
 		if o.Readiness.Ready {
 			c.Status = metav1.ConditionTrue
 		}
+		// PGO refused the spec, paused itself or failed a restore: it gets no
+		// further until a person acts.
+		return c, o.Readiness.Stalled
 	case operator.Status != metav1.ConditionTrue:
 		c.Reason, c.Message = platformv1alpha1.ReasonWaitingForOperator, "waiting for PGO to be installed"
 	case o.APIMissing:

@@ -84,6 +84,22 @@ func TestCompute(t *testing.T) {
 			wantReady: "False", wantReconciling: "True", wantStalled: "False", wantReason: pgo.ReasonInstancesNotReady, wantKstatus: kstatus.InProgressStatus, wantInMessage: "0 of 1",
 		},
 		{
+			name: "PGO refuses the spec: the stack stalls with PGO's reason", obs: Observations{Operator: installed, Cluster: Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Stalled: true, Reason: platformv1alpha1.ReasonMissingRequiredImage, Message: "PGO refuses generation 2 of the PostgresCluster: missing image(s): [crunchy-postgres]"}}},
+			wantReady: "False", wantReconciling: "False", wantStalled: "True", wantReason: platformv1alpha1.ReasonMissingRequiredImage, wantKstatus: kstatus.FailedStatus, wantInMessage: "crunchy-postgres",
+		},
+		{
+			name: "shut down is Ready", obs: Observations{Operator: installed, Cluster: Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Ready: true, Reason: pgo.ReasonShutDown, Message: "the PostgresCluster is shut down (spec.shutdown): PGO has stopped all 2 PostgreSQL instances"}}},
+			wantReady: "True", wantReconciling: "False", wantStalled: "False", wantReason: platformv1alpha1.ReasonReady, wantKstatus: kstatus.CurrentStatus, wantInMessage: "shut down",
+		},
+		{
+			name: "a restore in progress is progress", obs: Observations{Operator: installed, Cluster: Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Reason: pgo.ReasonRestoring, Message: "PGO is restoring"}}},
+			wantReady: "False", wantReconciling: "True", wantStalled: "False", wantReason: pgo.ReasonRestoring, wantKstatus: kstatus.InProgressStatus,
+		},
+		{
+			name: "no image for the version stalls before anything is applied", obs: Observations{Operator: installed, Cluster: Cluster{Name: "hippo", Problem: &Problem{Reason: platformv1alpha1.ReasonNoImageForVersion, Message: "PGO 5.8.9 ships PostgreSQL images for 15, 16, 17, 18; set spec.postgres.image for 14"}}},
+			wantReady: "False", wantReconciling: "False", wantStalled: "True", wantReason: platformv1alpha1.ReasonNoImageForVersion, wantKstatus: kstatus.FailedStatus, wantInMessage: "for 14",
+		},
+		{
 			name: "a spec that cannot render stalls", obs: Observations{Operator: installed, Cluster: Cluster{Name: "hippo", Problem: &Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "overrides: not an object"}}},
 			wantReady: "False", wantReconciling: "False", wantStalled: "True", wantReason: platformv1alpha1.ReasonInvalidSpec, wantKstatus: kstatus.FailedStatus,
 		},
