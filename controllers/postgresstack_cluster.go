@@ -3,8 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -19,6 +21,7 @@ import (
 
 // +kubebuilder:rbac:groups=postgres-operator.crunchydata.com,resources=postgresclusters,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
 
 // reconcileCluster applies the rendered PostgresCluster once PGO is installed,
 // and reports PGO's view of it. An existing PostgresCluster is reported even
@@ -36,6 +39,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	if err != nil {
 		return err
 	}
+	applied := false
 	if sc.obs.Operator.Installed() {
 		desired, err := render.Render(sc.stack)
 		if err != nil {
@@ -54,7 +58,8 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		// ownership disagrees with deletionPolicy (a switch to Retain must drop
 		// the owner reference at once, not at deletion).
 		if live == nil || !Contains(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
-			if err := r.apply(ctx, desired); err != nil {
+			got, err := r.apply(ctx, desired)
+			if err != nil {
 				if apierrors.IsInvalid(err) {
 					obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "PGO rejects the PostgresCluster: " + err.Error()}
 					return nil
@@ -66,14 +71,83 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, "PostgresClusterCreated", "Create",
 					"created PostgresCluster %s (PGO %s)", desired.GetName(), sc.obs.Operator.InstalledCSV)
 			}
-			live = desired
+			// Judge what the API server now holds: its generation is the
+			// one just sent, so a status PGO wrote for an older one reads as
+			// not yet observed.
+			live, applied = got, true
 		}
 	}
 	if live != nil {
 		obs.Exists = true
-		obs.Readiness = pgo.ClusterReadiness(live)
+		var events pgo.Events
+		// PGO cannot have answered what was just applied; its Events are
+		// read on the next look.
+		if !applied && pgo.WantsEvents(live) {
+			if events, err = r.pgoEvents(ctx, live); err != nil {
+				return err
+			}
+		}
+		obs.Readiness = pgo.Judge(live, events)
+		if pgo.WantsEvents(live) && !obs.Readiness.Stalled {
+			sc.requeueAt(r.now().Add(r.pgoRecheck()), r.now())
+		}
 	}
 	return nil
+}
+
+func (r *PostgresStackReconciler) pgoRecheck() time.Duration {
+	if r.PGORecheck > 0 {
+		return r.PGORecheck
+	}
+	return DefaultPGORecheck
+}
+
+// pgoEvents reads the Warning Events recorded on a PostgresCluster, straight
+// from the API server (they are read when PGO lags, never watched or
+// cached), and when the PostgresCluster was last written: PGO reconciles
+// every write, so what it recorded before speaks of an older spec.
+func (r *PostgresStackReconciler) pgoEvents(ctx context.Context, pc *unstructured.Unstructured) (pgo.Events, error) {
+	list := &corev1.EventList{}
+	if err := r.APIReader.List(ctx, list, client.InNamespace(pc.GetNamespace()),
+		client.MatchingFields{"involvedObject.uid": string(pc.GetUID()), "type": corev1.EventTypeWarning}); err != nil {
+		return pgo.Events{}, fmt.Errorf("list Events of PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+	}
+	written := &metav1.PartialObjectMetadata{}
+	written.SetGroupVersionKind(pgo.PostgresClusterGVK)
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pc), written); err != nil {
+		return pgo.Events{}, fmt.Errorf("get PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+	}
+	events := pgo.Events{Since: lastWritten(written.ManagedFields)}
+	for _, e := range list.Items {
+		events.Items = append(events.Items, pgo.Event{Type: e.Type, Source: e.Source.Component, Reason: e.Reason, Message: e.Message, LastSeen: lastSeen(&e)})
+	}
+	return events, nil
+}
+
+// lastWritten is the newest time a field manager wrote the object outside
+// its status; zero when unknown.
+func lastWritten(fields []metav1.ManagedFieldsEntry) time.Time {
+	var latest time.Time
+	for _, f := range fields {
+		if f.Subresource == "" && f.Time != nil && f.Time.After(latest) {
+			latest = f.Time.Time
+		}
+	}
+	return latest
+}
+
+// lastSeen is when an Event was last recorded, whichever API recorded it.
+func lastSeen(e *corev1.Event) time.Time {
+	latest := e.CreationTimestamp.Time
+	for _, t := range []time.Time{e.FirstTimestamp.Time, e.LastTimestamp.Time, e.EventTime.Time} {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	if e.Series != nil && e.Series.LastObservedTime.After(latest) {
+		latest = e.Series.LastObservedTime.Time
+	}
+	return latest
 }
 
 // getPostgresCluster reads the stack's PostgresCluster from the cache of
@@ -91,9 +165,14 @@ func (r *PostgresStackReconciler) getPostgresCluster(ctx context.Context, stack 
 }
 
 // apply writes obj with server-side apply under pgstack's one field owner,
-// taking back fields someone else changed and leaving fields we do not set alone.
-func (r *PostgresStackReconciler) apply(ctx context.Context, obj *unstructured.Unstructured) error {
-	return r.Patch(ctx, obj.DeepCopy(), client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership)
+// taking back fields someone else changed and leaving fields we do not set
+// alone. It returns the object as the API server holds it after the write.
+func (r *PostgresStackReconciler) apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	got := obj.DeepCopy()
+	if err := r.Patch(ctx, got, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return nil, err
+	}
+	return got, nil
 }
 
 // ownedBy reports whether obj carries an owner reference to the stack.

@@ -46,6 +46,11 @@ type PostgresStackReconciler struct {
 	Now func() time.Time
 	// MaxConcurrentReconciles is how many stacks are reconciled at once (1 when 0).
 	MaxConcurrentReconciles int
+	// PGORecheck is how soon a stack is looked at again while PGO has not
+	// judged its PostgresCluster's latest generation (DefaultPGORecheck when
+	// 0). PGO's early returns write nothing to the PostgresCluster, and its
+	// Events are read, not watched, so no event would bring the stack back.
+	PGORecheck time.Duration
 
 	controller controller.Controller
 	manager    ctrl.Manager
@@ -66,6 +71,9 @@ type scope struct {
 	// requeueAfter asks for a later look (a maintenance window opening).
 	requeueAfter time.Duration
 }
+
+// DefaultPGORecheck is PGORecheck's default.
+const DefaultPGORecheck = 15 * time.Second
 
 func (s *scope) requeueAt(at time.Time, now time.Time) {
 	d := at.Sub(now)

@@ -83,6 +83,10 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error
 	}
 	r := controllers.NewReconciler(mgr)
 	r.Now = func() time.Time { return *clock.Load() }
+	// Look again soon at a cluster PGO has not judged, so that a test sees
+	// the manager read PGO's Events without poking the stack.
+	r.PGORecheck = time.Second
+	r.Client = statusLog{Client: r.Client}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -94,6 +98,41 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error
 		}
 	}()
 	return nil
+}
+
+// statusLog records every status the manager writes to a stack, so that a
+// test can tell what the manager judged at each step, including a judgement
+// a later reconcile overwrote at once.
+type statusLog struct{ client.Client }
+
+var written struct {
+	sync.Mutex
+	statuses map[client.ObjectKey][]platformv1alpha1.PostgresStackStatus
+}
+
+func (c statusLog) Status() client.SubResourceWriter { return statusLogWriter{c.Client.Status()} }
+
+type statusLogWriter struct{ client.SubResourceWriter }
+
+func (w statusLogWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	err := w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+	if s, ok := obj.(*platformv1alpha1.PostgresStack); ok && err == nil {
+		written.Lock()
+		defer written.Unlock()
+		if written.statuses == nil {
+			written.statuses = map[client.ObjectKey][]platformv1alpha1.PostgresStackStatus{}
+		}
+		key := client.ObjectKeyFromObject(s)
+		written.statuses[key] = append(written.statuses[key], *s.Status.DeepCopy())
+	}
+	return err
+}
+
+// writtenStatuses are the statuses the manager wrote to a stack, oldest first.
+func writtenStatuses(s *platformv1alpha1.PostgresStack) []platformv1alpha1.PostgresStackStatus {
+	written.Lock()
+	defer written.Unlock()
+	return append([]platformv1alpha1.PostgresStackStatus(nil), written.statuses[client.ObjectKeyFromObject(s)]...)
 }
 
 // --- what OLM would do, played by the test -----------------------------------

@@ -1,0 +1,118 @@
+package controllers_test
+
+// How the manager takes PGO's word: the Events PGO records when it refuses a
+// spec, and a judgement made on what the API server holds after an apply.
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+// PGO refuses a spec with a Warning Event and never observes its
+// generation. The manager reads PGO's Events (it does not watch them) and
+// stalls with PGO's reason and message; once PGO observes the generation the
+// refusal is moot.
+func TestPGOsRefusalStallsTheStackWithPGOsReason(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	pc := getPostgresCluster(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionClusterReady, metav1.ConditionFalse, pgo.ReasonNotObserved)
+
+	// A warning of another kind, and one by someone other than PGO, change nothing.
+	pgoRecords(t, pc, "someone-else", platformv1alpha1.ReasonMissingRequiredImage, "not PGO's word")
+	pgoRecords(t, pc, pgo.EventSource, "EndOfLifePostgresVersion", "The last minor version of Postgres 16 has been released.")
+	pgoRecords(t, pc, pgo.EventSource, platformv1alpha1.ReasonMissingRequiredImage, "missing image(s): [crunchy-pgbackrest]")
+	c := waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMissingRequiredImage,
+		"missing image(s): [crunchy-pgbackrest]", "generation 1")
+	if containsAll(c.Message, "not PGO's word") {
+		t.Errorf("an Event not recorded by PGO was taken as PGO's: %q", c.Message)
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionClusterReady, metav1.ConditionFalse, platformv1alpha1.ReasonMissingRequiredImage)
+
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+// spec.shutdown is a steady state: Ready (ShutDown) once PGO has stopped
+// every instance. The reconcile that applies the change judges what the API
+// server returned, whose generation PGO has not observed, not the object it
+// sent (which has no status, and so would read as stopped at once).
+func TestAShutDownClusterIsReadyOncePGOHasStoppedIt(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Postgres.Overrides = &apiextensionsv1.JSON{Raw: []byte(`{"shutdown": true}`)}
+	})
+	generation := getStack(t, stack).Generation
+	waitCondition(t, stack, platformv1alpha1.ConditionClusterReady, metav1.ConditionFalse, pgo.ReasonNotObserved)
+	pgoReportsShutDown(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady, "shut down")
+	waitCondition(t, stack, platformv1alpha1.ConditionClusterReady, metav1.ConditionTrue, pgo.ReasonShutDown)
+
+	var judged []string
+	for _, s := range writtenStatuses(stack) {
+		if s.ObservedGeneration == generation {
+			judged = append(judged, meta.FindStatusCondition(s.Conditions, platformv1alpha1.ConditionClusterReady).Reason)
+		}
+	}
+	if len(judged) < 2 || judged[0] != pgo.ReasonNotObserved {
+		t.Errorf("ClusterReady reasons written for generation %d: %v; want %s first, before PGO reported anything", generation, judged, pgo.ReasonNotObserved)
+	}
+}
+
+// pgoRecords records a Warning Event on the PostgresCluster as PGO's
+// recorder does (core/v1, involvedObject, source component).
+func pgoRecords(t *testing.T, pc *unstructured.Unstructured, source, reason, message string) {
+	t.Helper()
+	now := metav1.Now()
+	e := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pc.GetNamespace(), Name: fmt.Sprintf("%s.%x", pc.GetName(), time.Now().UnixNano())},
+		InvolvedObject: corev1.ObjectReference{Kind: pgo.PostgresClusterGVK.Kind, APIVersion: pgo.PostgresClusterGVK.GroupVersion().String(),
+			Namespace: pc.GetNamespace(), Name: pc.GetName(), UID: pc.GetUID(), ResourceVersion: pc.GetResourceVersion()},
+		Type: corev1.EventTypeWarning, Reason: reason, Message: message, Source: corev1.EventSource{Component: source},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}
+	must(t, k8s.Create(context.Background(), e))
+}
+
+// pgoReportsShutDown writes the status PGO writes once spec.shutdown has
+// stopped every instance: the sets remain, their counts omitted.
+func pgoReportsShutDown(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "PGO shut-down status on "+ns+"/"+name, func() (bool, error) {
+		pc := pgo.NewPostgresCluster()
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pc); err != nil {
+			return false, err
+		}
+		var instances []any
+		sets, _, _ := unstructured.NestedSlice(pc.Object, "spec", "instances")
+		for _, s := range sets {
+			instances = append(instances, map[string]any{"name": s.(map[string]any)["name"]})
+		}
+		must(t, unstructured.SetNestedField(pc.Object, pc.GetGeneration(), "status", "observedGeneration"))
+		must(t, unstructured.SetNestedSlice(pc.Object, instances, "status", "instances"))
+		err := k8s.Status().Update(context.Background(), pc)
+		return err == nil, ignoreConflict(err)
+	})
+}
