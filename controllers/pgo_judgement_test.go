@@ -1,7 +1,8 @@
 package controllers_test
 
-// How the manager takes PGO's word: the Events PGO records when it refuses a
-// spec, and a judgement made on what the API server holds after an apply.
+// How the manager takes PGO's word: the images the installed PGO ships, the
+// Events PGO records when it refuses a spec, and a judgement made on what the
+// API server holds after an apply.
 
 import (
 	"context"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,6 +22,52 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
 )
+
+// PGO 5.8.9 ships no PostgreSQL 14 image: the stack stalls naming what it
+// ships, and nothing is applied until the stack names an image or the
+// Subscription supplies one.
+func TestNoImageForTheVersionStallsAndAppliesNothing(t *testing.T) {
+	ctx := context.Background()
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 14 }))
+	sub := o.installFirst(pkg, csv5_8_9)
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonNoImageForVersion,
+		"PGO 5.8.9 ships PostgreSQL images for 15, 16, 17, 18", "set spec.postgres.image for 14")
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hippo"}, pgo.NewPostgresCluster()); !apierrors.IsNotFound(err) {
+		t.Fatalf("a PostgresCluster PGO has no image for was applied (get: %v)", err)
+	}
+
+	// OLM merges the Subscription's config.env into PGO's container.
+	eventually(t, "Subscription config.env supplies PostgreSQL 14", func() (bool, error) {
+		got := &operatorsv1alpha1.Subscription{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sub), got); err != nil {
+			return false, err
+		}
+		got.Spec.Config = &operatorsv1alpha1.SubscriptionConfig{Env: []corev1.EnvVar{
+			{Name: "RELATED_IMAGE_POSTGRES_14", Value: "mirror.example.com/crunchy-postgres:ubi9-14.19-2633"}}}
+		err := k8s.Update(ctx, got)
+		return err == nil, ignoreConflict(err)
+	})
+	getPostgresCluster(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+func TestTheStacksOwnImageNeedsNoDefault(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Postgres.Version = 13
+		s.Spec.Postgres.Image = "registry.example.com/crunchy-postgres:ubi8-13.21-2520"
+	}))
+	o.installFirst(pkg, csv5_8_9)
+	pc := getPostgresCluster(t, ns, "hippo")
+	if image, _, _ := unstructured.NestedString(pc.Object, "spec", "image"); image != stack.Spec.Postgres.Image {
+		t.Errorf("spec.image = %q, want the stack's", image)
+	}
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+}
 
 // PGO refuses a spec with a Warning Event and never observes its
 // generation. The manager reads PGO's Events (it does not watch them) and

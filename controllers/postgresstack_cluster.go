@@ -15,6 +15,7 @@ import (
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/policy"
 	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/internal/status"
 )
@@ -45,6 +46,16 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if err != nil {
 			obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "cannot render the PostgresCluster: " + err.Error()}
 			return nil
+		}
+		// PGO would refuse a cluster it has no PostgreSQL image for and never
+		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128):
+		// say so before applying anything.
+		if sc.images != nil {
+			version, _ := policy.CSVVersion(sc.obs.Operator.InstalledCSV)
+			if msg, missing := sc.images.MissingPostgresImage(pgo.ImageRequestFor(desired), version); missing {
+				obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonNoImageForVersion, Message: msg}
+				return nil
+			}
 		}
 		// Only Delete makes the stack the PostgresCluster's owner. Under Retain
 		// there is no owner reference at all: a foreground (cascading) delete of

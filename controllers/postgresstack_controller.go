@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/status"
 )
 
@@ -70,6 +71,9 @@ type scope struct {
 	obs   status.Observations
 	// requeueAfter asks for a later look (a maintenance window opening).
 	requeueAfter time.Duration
+	// images are the default images the installed PGO runs clusters with,
+	// read from its CSV and Subscription; nil when no CSV was read.
+	images *pgo.Catalog
 }
 
 // DefaultPGORecheck is PGORecheck's default.

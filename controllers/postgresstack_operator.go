@@ -15,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/policy"
 	"github.com/pgstack/pgstack/internal/status"
 )
@@ -85,6 +86,7 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 			return fmt.Errorf("get CSV %s/%s: %w", op.Namespace, sub.Status.InstalledCSV, err)
 		default:
 			obs.CSVPhase, obs.CSVReason, obs.CSVMessage = string(csv.Status.Phase), string(csv.Status.Reason), csv.Status.Message
+			sc.images = imageCatalog(csv, sub)
 		}
 	}
 	return nil
@@ -443,4 +445,48 @@ func orNone(s string) string {
 		return "(unset)"
 	}
 	return s
+}
+
+// imageCatalog is the default images the installed PGO runs clusters with:
+// the env of its operator container as the CSV declares it, with the
+// Subscription's spec.config.env replacing same-named entries, as OLM merges
+// them into the Deployment it installs.
+func imageCatalog(csv *operatorsv1alpha1.ClusterServiceVersion, sub *operatorsv1alpha1.Subscription) *pgo.Catalog {
+	container, envFrom := operatorContainer(csv)
+	var subEnv []corev1.EnvVar
+	if cfg := sub.Spec.Config; cfg != nil {
+		subEnv = cfg.Env
+		envFrom = envFrom || len(cfg.EnvFrom) > 0
+	}
+	var csvEnv []corev1.EnvVar
+	if container != nil {
+		csvEnv = container.Env
+	}
+	c := pgo.NewCatalog(csvEnv, subEnv, envFrom)
+	return &c
+}
+
+// operatorContainer finds PGO's operator container in a CSV's install
+// strategy: the one that declares RELATED_IMAGE_* defaults, else the first.
+// envFrom says whether it also takes env from ConfigMaps or Secrets.
+func operatorContainer(csv *operatorsv1alpha1.ClusterServiceVersion) (*corev1.Container, bool) {
+	var first *corev1.Container
+	for i := range csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs {
+		containers := csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs[i].Spec.Template.Spec.Containers
+		for j := range containers {
+			c := &containers[j]
+			if first == nil {
+				first = c
+			}
+			for _, e := range c.Env {
+				if strings.HasPrefix(e.Name, "RELATED_IMAGE_") {
+					return c, len(c.EnvFrom) > 0
+				}
+			}
+		}
+	}
+	if first == nil {
+		return nil, false
+	}
+	return first, len(first.EnvFrom) > 0
 }

@@ -259,7 +259,7 @@ func (o *olm) setCSVPhase(name string, phase operatorsv1alpha1.ClusterServiceVer
 						Spec: appsv1.DeploymentSpec{
 							Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pgo"}},
 							Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "pgo"}},
-								Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "operator", Image: "pgo"}}}},
+								Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "operator", Image: "pgo", Env: pgoEnv}}}},
 						},
 					}}}}},
 		}
@@ -270,6 +270,21 @@ func (o *olm) setCSVPhase(name string, phase operatorsv1alpha1.ClusterServiceVer
 	csv.Status = operatorsv1alpha1.ClusterServiceVersionStatus{Phase: phase, Reason: reason, Message: message,
 		LastUpdateTime: ptr(metav1.Now()), LastTransitionTime: ptr(metav1.Now())}
 	must(o.t, k8s.Status().Update(ctx, csv))
+}
+
+// pgoEnv is the operator container's env of PGO v5.8.9's release
+// (config/manager/manager.yaml at PGO's v5.8.9 tag), trimmed to what
+// pgstack reads: PostgreSQL images for 15 to 18, and the other defaults.
+var pgoEnv = []corev1.EnvVar{
+	{Name: "PGO_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	{Name: "RELATED_IMAGE_POSTGRES_15", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres:ubi9-15.19-2633"},
+	{Name: "RELATED_IMAGE_POSTGRES_16", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres:ubi9-16.15-2633"},
+	{Name: "RELATED_IMAGE_POSTGRES_16_GIS_3.4", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres-gis:ubi9-16.15-3.4-2633"},
+	{Name: "RELATED_IMAGE_POSTGRES_17", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres:ubi9-17.11-2633"},
+	{Name: "RELATED_IMAGE_POSTGRES_18", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres:ubi9-18.6-2633"},
+	{Name: "RELATED_IMAGE_PGBACKREST", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-pgbackrest:ubi9-2.59.0-2633"},
+	{Name: "RELATED_IMAGE_PGBOUNCER", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-pgbouncer:ubi9-1.25-2633"},
+	{Name: "RELATED_IMAGE_PGEXPORTER", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres-exporter:ubi9-0.19.1-2633"},
 }
 
 // installFirst runs a whole first install of csv as OLM would, approval by pgstack included.

@@ -7,6 +7,7 @@ import (
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -86,12 +87,25 @@ func stripInstallPlan(obj any) (any, error) {
 	return obj, nil
 }
 
-// stripCSV keeps a CSV's identity and status; its spec (install strategy,
-// descriptions, icons) is not read.
+// stripCSV keeps a CSV's identity, its status and its Deployments'
+// containers' names and env (PGO's RELATED_IMAGE_* defaults, which the image
+// check reads); the rest of its spec (permissions, descriptions, icons,
+// pod templates) is not read.
 func stripCSV(obj any) (any, error) {
 	if csv, ok := obj.(*operatorsv1alpha1.ClusterServiceVersion); ok {
 		csv.ManagedFields = nil
-		csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{Version: csv.Spec.Version, Replaces: csv.Spec.Replaces}
+		var deployments []operatorsv1alpha1.StrategyDeploymentSpec
+		for _, d := range csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs {
+			kept := operatorsv1alpha1.StrategyDeploymentSpec{Name: d.Name}
+			for _, c := range d.Spec.Template.Spec.Containers {
+				kept.Spec.Template.Spec.Containers = append(kept.Spec.Template.Spec.Containers,
+					corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom})
+			}
+			deployments = append(deployments, kept)
+		}
+		csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{Version: csv.Spec.Version, Replaces: csv.Spec.Replaces,
+			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: csv.Spec.InstallStrategy.StrategyName,
+				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: deployments}}}
 		csv.Annotations = nil
 	}
 	return obj, nil
