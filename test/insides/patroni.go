@@ -3,6 +3,7 @@ package insides
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -132,8 +133,9 @@ func StartPatroni(ctx context.Context, cfg *rest.Config, logf func(string, ...an
 	return p, nil
 }
 
-// Errors are the writes the stand-in could not make (other than conflicts
-// and objects gone meanwhile, which it retries on the next event).
+// Errors are the writes the API server refused the stand-in (other than
+// conflicts and objects gone meanwhile); what failed because the API server
+// was away (the reliability suite restarts it) is retried on the next tick.
 func (p *Patroni) Errors() []error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -153,13 +155,25 @@ func (p *Patroni) syncAll(ctx context.Context, store cache.Store) {
 		byCluster[k] = append(byCluster[k], pod)
 	}
 	for k, pods := range byCluster {
-		if err := p.sync(ctx, k, pods); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		if err := p.sync(ctx, k, pods); err != nil && ctx.Err() == nil && refused(err) {
 			p.mu.Lock()
 			p.errs = append(p.errs, err)
 			p.mu.Unlock()
 			p.logf("patroni stand-in: %v", err)
 		}
 	}
+}
+
+// refused says whether the API server answered err and meant it: not a
+// conflict, a vanished object or a server that was busy or away.
+func refused(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false // no answer: a connection refused or reset while it restarts
+	}
+	return !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && !apierrors.IsServerTimeout(err) &&
+		!apierrors.IsTimeout(err) && !apierrors.IsTooManyRequests(err) && !apierrors.IsServiceUnavailable(err) &&
+		!apierrors.IsInternalError(err)
 }
 
 func running(pod *corev1.Pod) bool {
