@@ -61,8 +61,20 @@ func run(m *testing.M) int {
 	if os.Getenv("PGSTACK_TEST_LOG") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	}
+	auditDir, err := os.MkdirTemp("", "pgstack-e2e-audit-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(auditDir)
+	auditArgs, err := writeAuditPolicy(auditDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	lc, err = cluster.StartFull(ctx, cluster.Options{Packages: []catalog.Package{pgoPackage},
-		Logf: func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
+		APIServerArgs: auditArgs,
+		Logf:          func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "local cluster:", err)
 		return 1
@@ -91,6 +103,15 @@ func run(m *testing.M) int {
 	code := m.Run()
 	for _, err := range lc.StandInErrors() {
 		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+		code = 1
+	}
+	summary, problems, err := checkAudit()
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	fmt.Println("e2e: audit log:", summary)
+	for _, p := range problems {
+		fmt.Fprintln(os.Stderr, "e2e: audit log:", p)
 		code = 1
 	}
 	return code

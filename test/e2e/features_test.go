@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+// TestStacksOnRealPGO drives PGO's features through stacks and judges each
+// by what PGO's own manager writes: nothing here moves a PostgresCluster's
+// status. Each stack has a namespace of its own; the first to need the
+// operator installs it (default policy: Automatic).
+func TestStacksOnRealPGO(t *testing.T) {
+	ctx := context.Background()
+	no := false
+
+	t.Run("a stack without backups is Ready with no pgBackRest at all", func(t *testing.T) {
+		scratch := createStack(t, "feat-scratch", "scratch", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Enabled = &no
+		})
+		waitCondition(t, scratch, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		pc := postgresCluster(t, scratch)
+		if _, found, _ := unstructured.NestedMap(pc.Object, "spec", "backups"); found {
+			t.Errorf("spec.backups rendered for a stack with backups off")
+		}
+		if c := pgoCondition(pc, "PGBackRestReplicaRepoReady"); c != nil {
+			t.Errorf("PGO reports pgBackRest (%v) for a cluster without backups", c)
+		}
+	})
+
+	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
+		pooled := createStack(t, "feat-pooler", "pooled", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Pooler = &platformv1alpha1.Pooler{}
+		})
+		waitCondition(t, pooled, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		if c := pgoCondition(postgresCluster(t, pooled), "ProxyAvailable"); c == nil || c["status"] != "True" {
+			t.Errorf("PGO's ProxyAvailable = %v, want True on a Ready pooled stack", c)
+		}
+	})
+
+	source := createStack(t, "feat-dr", "source", nil)
+	t.Run("a stack with backups is Ready only once PGO created the stanza and the replica backup", func(t *testing.T) {
+		waitCondition(t, source, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		pc := postgresCluster(t, source)
+		for _, c := range []string{"PGBackRestReplicaRepoReady", "PGBackRestReplicaCreate"} {
+			if got := pgoCondition(pc, c); got == nil || got["status"] != "True" {
+				t.Errorf("PGO's %s = %v on a Ready stack with backups", c, got)
+			}
+		}
+	})
+
+	t.Run("a clone of a stack's cluster is seeded by PGO's restore Job and becomes Ready", func(t *testing.T) {
+		clone := createStack(t, "feat-dr", "source-clone", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.CloneFrom = &platformv1alpha1.CloneFrom{ClusterName: "source", RepoName: "repo1"}
+		})
+		waitCondition(t, clone, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		if c := pgoCondition(postgresCluster(t, clone), "PostgresDataInitialized"); c == nil || c["status"] != "True" {
+			t.Errorf("PGO's PostgresDataInitialized = %v on the clone, want True (its restore Job completed)", c)
+		}
+	})
+
+	t.Run("a point-in-time restore in place runs PGO's restore and ends Ready", func(t *testing.T) {
+		target := metav1.NewTime(time.Now().UTC().Truncate(time.Second))
+		update(t, source, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Restore = &platformv1alpha1.Restore{ID: "drill-1", RepoName: "repo1", TargetTime: &target}
+		})
+		// PGO stops the instances, runs its restore Job, then starts them
+		// again and records the restore it finished.
+		eventually(t, "PGO finishes restore drill-1", func() (bool, error) {
+			pc := postgresCluster(t, source)
+			id, _, _ := unstructured.NestedString(pc.Object, "status", "pgbackrest", "restore", "id")
+			finished, _, _ := unstructured.NestedBool(pc.Object, "status", "pgbackrest", "restore", "finished")
+			return id == "drill-1" && finished, nil
+		})
+		waitCondition(t, source, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+
+	t.Run("a standby streaming from a primary is Ready without a stanza", func(t *testing.T) {
+		standby := createStack(t, "feat-standby", "standby", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Enabled = &no
+			s.Spec.Postgres.Standby = &platformv1alpha1.Standby{Host: "source-primary.feat-dr.svc"}
+		})
+		waitCondition(t, standby, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+
+	t.Run("a major version PGO ships no image for stalls before anything is applied", func(t *testing.T) {
+		old := createStack(t, "feat-images", "old", func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 14 })
+		waitCondition(t, old, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonNoImageForVersion, "14")
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), pgo.NewPostgresCluster()); err == nil {
+			t.Errorf("a PostgresCluster was applied for PostgreSQL 14, which PGO cannot run without an image")
+		}
+	})
+
+	t.Run("an image PGO itself finds missing stalls the stack with PGO's reason", func(t *testing.T) {
+		// PGO's legacy pgAdmin needs RELATED_IMAGE_PGADMIN, which no 5.8
+		// release sets: PGO refuses the cluster with a Warning Event.
+		admin := createStack(t, "feat-images", "admin", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Overrides = &apiextensionsv1.JSON{Raw: []byte(`{"userInterface":{"pgAdmin":{"dataVolumeClaimSpec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}}}`)}
+		})
+		waitCondition(t, admin, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMissingRequiredImage)
+	})
+}
+
+// postgresCluster is the stack's PostgresCluster as stored.
+func postgresCluster(t *testing.T, s *platformv1alpha1.PostgresStack) *unstructured.Unstructured {
+	t.Helper()
+	pc := pgo.NewPostgresCluster()
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(s), pc))
+	return pc
+}
+
+// pgoCondition is the condition of that type PGO wrote, or nil.
+func pgoCondition(pc *unstructured.Unstructured, conditionType string) map[string]any {
+	conditions, _, _ := unstructured.NestedSlice(pc.Object, "status", "conditions")
+	for _, c := range conditions {
+		if m, ok := c.(map[string]any); ok && m["type"] == conditionType {
+			return m
+		}
+	}
+	return nil
+}
