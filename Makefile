@@ -21,6 +21,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)-etcd$(ETCD_VERSION)
 KUBE_APISERVER ?= $(KUBE_ASSETS)/kube-apiserver
+KUBE_CONTROLLER_MANAGER ?= $(KUBE_ASSETS)/kube-controller-manager
+KUBE_SCHEDULER ?= $(KUBE_ASSETS)/kube-scheduler
 ETCD ?= $(KUBE_ASSETS)/etcd
 
 KUBE_MINOR := $(word 2,$(subst ., ,$(KUBE_VERSION)))
@@ -168,11 +170,15 @@ $(KUSTOMIZE): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.gobin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/.gobin/kustomize $@
 
-$(KUBE_APISERVER):
-	@mkdir -p $(KUBE_ASSETS)
-	@echo ">> building kube-apiserver $(KUBE_VERSION) from k8s.io/kubernetes (4-5 minutes cold on 2 cores, cached after)"
-	cd hack/kube && go build -o $@.tmp -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver
-	mv $@.tmp $@
+# kube-apiserver, kube-controller-manager and kube-scheduler share most of
+# k8s.io/kubernetes: one go build compiles each shared package once, where
+# three concurrent builds would each compile it before the cache had it.
+$(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) &:
+	@mkdir -p $(KUBE_ASSETS)/.build
+	@echo ">> building kube-apiserver, kube-controller-manager and kube-scheduler $(KUBE_VERSION) from k8s.io/kubernetes (cached after)"
+	cd hack/kube && go build -o $(KUBE_ASSETS)/.build/ -ldflags "$(KUBE_LDFLAGS)" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+	mv $(KUBE_ASSETS)/.build/kube-apiserver $(KUBE_ASSETS)/.build/kube-controller-manager $(KUBE_ASSETS)/.build/kube-scheduler $(KUBE_ASSETS)/
 
 $(ETCD):
 	@mkdir -p $(KUBE_ASSETS)
@@ -200,8 +206,6 @@ PGO_OVERLAY := $(PGO_ASSETS)/_overlay
 # test/cluster finds PGO's manager here.
 export PGSTACK_PGO_ASSETS := $(PGO_ASSETS)
 
-KUBE_CONTROLLER_MANAGER ?= $(KUBE_ASSETS)/kube-controller-manager
-KUBE_SCHEDULER ?= $(KUBE_ASSETS)/kube-scheduler
 OLM_ASSETS ?= $(LOCALBIN)/olm/$(OLM_VERSION)-registry$(REGISTRY_VERSION)
 OLM_OLM ?= $(OLM_ASSETS)/olm
 OLM_CATALOG ?= $(OLM_ASSETS)/catalog
@@ -217,29 +221,13 @@ export PGSTACK_KWOK_ASSETS := $(KWOK_ASSETS)
 .PHONY: cluster-bins
 cluster-bins: test-bins $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) $(PGO) ## Build the full local cluster's binaries and PGO's manager (only when missing).
 
-$(KUBE_CONTROLLER_MANAGER):
-	@mkdir -p $(KUBE_ASSETS)
-	@echo ">> building kube-controller-manager $(KUBE_VERSION) from k8s.io/kubernetes (about 8 minutes cold on 2 cores, cached after)"
-	cd hack/kube && go build -o $@.tmp -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-controller-manager
-	mv $@.tmp $@
-
-$(KUBE_SCHEDULER):
-	@mkdir -p $(KUBE_ASSETS)
-	@echo ">> building kube-scheduler $(KUBE_VERSION) from k8s.io/kubernetes (a few minutes cold, cached after)"
-	cd hack/kube && go build -o $@.tmp -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-scheduler
-	mv $@.tmp $@
-
-$(OLM_OLM):
-	@mkdir -p $(OLM_ASSETS)
-	@echo ">> building OLM's olm operator $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
-	cd hack/olm && go build -o $@.tmp github.com/operator-framework/operator-lifecycle-manager/cmd/olm
-	mv $@.tmp $@
-
-$(OLM_CATALOG):
-	@mkdir -p $(OLM_ASSETS)
-	@echo ">> building OLM's catalog operator $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
-	cd hack/olm && go build -o $@.tmp github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
-	mv $@.tmp $@
+# OLM's two operators share nearly all their packages: one build.
+$(OLM_OLM) $(OLM_CATALOG) &:
+	@mkdir -p $(OLM_ASSETS)/.build
+	@echo ">> building OLM's olm and catalog operators $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
+	cd hack/olm && go build -o $(OLM_ASSETS)/.build/ \
+		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
+	mv $(OLM_ASSETS)/.build/olm $(OLM_ASSETS)/.build/catalog $(OLM_ASSETS)/
 
 $(OPM):
 	@mkdir -p $(OLM_ASSETS)
