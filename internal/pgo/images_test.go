@@ -3,27 +3,36 @@ package pgo
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pgstack/pgstack/internal/testenv"
 )
 
 const registry = "registry.developers.crunchydata.com/crunchydata/"
 
-// pgo589Env is the operator container's env of PGO v5.8.9's release.
+// pgo589Env is the operator container's env of PGO v5.8.9's release
+// Deployment, read in place from PGO's material beside the repository.
 func pgo589Env(t *testing.T) []corev1.EnvVar {
 	t.Helper()
-	data, err := os.ReadFile("testdata/pgo-5.8.9-env.yaml")
+	path := filepath.Join(testenv.PGODir(), "v5.8.9", "release", "manager.yaml")
+	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("PGO's v5.8.9 release Deployment: %v (set %s)", err, testenv.PGODirEnv)
 	}
-	var env []corev1.EnvVar
-	if err := yaml.Unmarshal(data, &env); err != nil {
-		t.Fatal(err)
+	deployment := &appsv1.Deployment{}
+	if err := yaml.Unmarshal(data, deployment); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
 	}
-	return env
+	if len(deployment.Spec.Template.Spec.Containers) == 0 {
+		t.Fatalf("%s has no container", path)
+	}
+	return deployment.Spec.Template.Spec.Containers[0].Env
 }
 
 func env(pairs ...string) []corev1.EnvVar {
