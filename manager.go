@@ -22,12 +22,14 @@ func runManager(args []string) error {
 		probeAddr     string
 		secureMetrics bool
 		leaderElect   bool
+		leaseNS       string
 		concurrency   int
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	fs.StringVar(&leaseNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty means the namespace the pod runs in (read from its ServiceAccount mount), which a manager run outside a cluster does not have.")
 	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -47,12 +49,13 @@ func runManager(args []string) error {
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme.New(),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "pgstack.platform.pgstack.dev",
+		Scheme:                  scheme.New(),
+		Cache:                   controllers.CacheOptions(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "pgstack.platform.pgstack.dev",
+		LeaderElectionNamespace: leaseNS,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
