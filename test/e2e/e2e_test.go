@@ -27,6 +27,7 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/test/auditlog"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/expect"
@@ -67,7 +68,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(auditDir)
-	auditArgs, err := writeAuditPolicy(auditDir)
+	audit, auditArgs, err := auditlog.Enable(auditDir, auditPolicy)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -105,7 +106,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
 		code = 1
 	}
-	summary, problems, err := checkAudit()
+	summary, problems, err := checkAudit(audit)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
