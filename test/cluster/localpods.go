@@ -39,9 +39,37 @@ type LocalImage struct {
 	// Listen returns what the process needs, beyond the pod's own
 	// environment and arguments, to serve its health probes on healthAddr
 	// and its metrics on metricsAddr (loopback ports the harness picks, so
-	// that processes never collide): extra environment and the arguments
-	// to run with, given the container's.
-	Listen func(healthAddr, metricsAddr string, args []string) (env, newArgs []string)
+	// that processes never collide) and to know what a container would
+	// (its namespace, which a pod reads from its ServiceAccount mount):
+	// extra environment and the arguments to run with, given the container's.
+	Listen func(pod *corev1.Pod, healthAddr, metricsAddr string, args []string) (env, newArgs []string)
+}
+
+// PGStackImage is pgstack's manager image as its bundle names it.
+const PGStackImage = "pgstack/manager"
+
+// PGStackLocalImage runs pgstack's manager binary for pgstack's image: the
+// container's own arguments with the harness's listen addresses, and the
+// Lease in the pod's namespace (in a pod, read from the ServiceAccount
+// mount, which a local process lacks).
+func PGStackLocalImage(binary string) LocalImage {
+	return LocalImage{
+		Repository: PGStackImage,
+		Binary:     binary,
+		Listen: func(pod *corev1.Pod, healthAddr, metricsAddr string, args []string) ([]string, []string) {
+			var out []string
+			for _, a := range args {
+				switch {
+				case strings.HasPrefix(a, "--health-probe-bind-address="):
+					a = "--health-probe-bind-address=" + healthAddr
+				case strings.HasPrefix(a, "--metrics-bind-address="):
+					a = "--metrics-bind-address=" + metricsAddr
+				}
+				out = append(out, a)
+			}
+			return nil, append(out, "--leader-election-namespace="+pod.Namespace)
+		},
+	}
 }
 
 // PGOImage is PGO's operator image; hack/pgo/addresses.go lets the locally
@@ -49,11 +77,12 @@ type LocalImage struct {
 const PGOImage = "registry.developers.crunchydata.com/crunchydata/postgres-operator"
 
 // PGOLocalImage runs PGO's manager (built by `make pgo-bin`) for PGO's image.
+// PGO needs no namespace file: OLM's Deployment sets PGO_NAMESPACE.
 func PGOLocalImage(binary string) LocalImage {
 	return LocalImage{
 		Repository: PGOImage,
 		Binary:     binary,
-		Listen: func(healthAddr, metricsAddr string, args []string) ([]string, []string) {
+		Listen: func(_ *corev1.Pod, healthAddr, metricsAddr string, args []string) ([]string, []string) {
 			return []string{"PGO_HEALTH_PROBE_BIND_ADDRESS=" + healthAddr, "PGO_METRICS_BIND_ADDRESS=" + metricsAddr}, args
 		},
 	}
@@ -281,7 +310,7 @@ func (lp *localPods) start(ctx context.Context, pod *corev1.Pod, image LocalImag
 		return nil, err
 	}
 	healthAddr := "127.0.0.1:" + strconv.Itoa(healthPort)
-	extraEnv, args := image.Listen(healthAddr, "127.0.0.1:"+strconv.Itoa(metricsPort), append(append([]string(nil), container.Command[min(1, len(container.Command)):]...), container.Args...))
+	extraEnv, args := image.Listen(pod, healthAddr, "127.0.0.1:"+strconv.Itoa(metricsPort), append(append([]string(nil), container.Command[min(1, len(container.Command)):]...), container.Args...))
 	cmd := exec.Command(image.Binary, args...)
 	cmd.Dir = dir
 	// The pod's environment only, as in a container, plus where to find

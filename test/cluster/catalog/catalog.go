@@ -25,6 +25,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pgstack/pgstack/internal/testenv"
@@ -65,6 +66,64 @@ type Package struct {
 	// and ClusterRole), by version. A version without one uses the newest
 	// earlier release's; a package without any gets a generic Deployment.
 	Releases map[string]Release
+	// Manifests, when set, are a bundle directory's objects (its CSV
+	// among them), served as they are for the package's single version
+	// instead of a CSV this package writes.
+	Manifests []*unstructured.Unstructured
+}
+
+// FromBundle is a package serving an operator bundle directory as it is
+// (manifests/ and metadata/annotations.yaml, as `make bundle` writes
+// pgstack's): its package and default channel from the annotations, its one
+// version from the CSV.
+func FromBundle(dir string) (Package, error) {
+	annotations := struct {
+		Annotations map[string]string `json:"annotations"`
+	}{}
+	data, err := os.ReadFile(filepath.Join(dir, "metadata", "annotations.yaml"))
+	if err != nil {
+		return Package{}, fmt.Errorf("bundle %s: %w", dir, err)
+	}
+	if err := yaml.Unmarshal(data, &annotations); err != nil {
+		return Package{}, fmt.Errorf("bundle %s: annotations: %w", dir, err)
+	}
+	p := Package{
+		Name:    annotations.Annotations["operators.operatorframework.io.bundle.package.v1"],
+		Channel: annotations.Annotations["operators.operatorframework.io.bundle.channel.default.v1"],
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "manifests", "*.yaml"))
+	if err != nil {
+		return Package{}, err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return Package{}, fmt.Errorf("bundle %s: %w", dir, err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
+			return Package{}, fmt.Errorf("bundle %s: %s: %w", dir, f, err)
+		}
+		switch obj.GetKind() {
+		case operatorsv1alpha1.ClusterServiceVersionKind:
+			v, _, _ := unstructured.NestedString(obj.Object, "spec", "version")
+			name := obj.GetName()
+			p.Versions = []string{v}
+			p.CSVPrefix = strings.TrimSuffix(name, ".v"+v)
+		case "CustomResourceDefinition":
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := yaml.Unmarshal(data, crd); err != nil {
+				return Package{}, fmt.Errorf("bundle %s: %s: %w", dir, f, err)
+			}
+			p.CRDs = append(p.CRDs, crd)
+		}
+		p.Manifests = append(p.Manifests, obj)
+	}
+	if p.Name == "" || p.Channel == "" || len(p.Versions) != 1 {
+		return Package{}, fmt.Errorf("bundle %s: want a package name, a default channel and one CSV", dir)
+	}
+	return p, nil
 }
 
 // Release is what one operator release ships to run the operator: its
@@ -463,12 +522,24 @@ func (p Package) write(dir string) error {
 }
 
 func (p Package) bundle(v, replaces string) (*fbcBundle, error) {
-	csv, err := p.CSV(v, replaces)
-	if err != nil {
-		return nil, err
+	name := p.CSVName(v)
+	var objects []any
+	if len(p.Manifests) > 0 {
+		for _, m := range p.Manifests {
+			objects = append(objects, m.Object)
+		}
+	} else {
+		csv, err := p.CSV(v, replaces)
+		if err != nil {
+			return nil, err
+		}
+		objects = append(objects, csv)
+		for _, crd := range p.CRDs {
+			objects = append(objects, crd)
+		}
 	}
 	b := &fbcBundle{
-		Schema: "olm.bundle", Name: csv.Name, Package: p.Name,
+		Schema: "olm.bundle", Name: name, Package: p.Name,
 		Properties: []fbcProperty{
 			{Type: "olm.package", Value: map[string]string{"packageName": p.Name, "version": v}},
 		},
@@ -477,10 +548,6 @@ func (p Package) bundle(v, replaces string) (*fbcBundle, error) {
 		b.Properties = append(b.Properties, fbcProperty{Type: "olm.gvk", Value: map[string]string{
 			"group": crd.Spec.Group, "version": storageVersion(crd), "kind": crd.Spec.Names.Kind,
 		}})
-	}
-	objects := []any{csv}
-	for _, crd := range p.CRDs {
-		objects = append(objects, crd)
 	}
 	for _, obj := range objects {
 		data, err := json.Marshal(obj)
