@@ -56,7 +56,6 @@ type tally struct {
 	killPoints        int
 	apiServerRestarts int
 	olmRestarts       int
-	refusedByAPI      int
 	clusterBadInputs  int
 	conflictingWrites int
 }
@@ -75,9 +74,8 @@ func (c *tally) String() string {
 		restarts = manager.Starts() - 1
 	}
 	return fmt.Sprintf("kill points (SIGKILL of the manager): %d; manager restarts: %d; kube-apiserver restarts: %d; OLM operator restarts: %d; "+
-		"bad inputs: %d (%d invalid stacks refused by the API server, %d cluster-level); conflicting writes: %d",
-		c.killPoints, restarts, c.apiServerRestarts, c.olmRestarts,
-		c.refusedByAPI+c.clusterBadInputs, c.refusedByAPI, c.clusterBadInputs, c.conflictingWrites)
+		"cluster-level bad inputs: %d; conflicting writes: %d",
+		c.killPoints, restarts, c.apiServerRestarts, c.olmRestarts, c.clusterBadInputs, c.conflictingWrites)
 }
 
 // logCounts reports the counts so far in the test's own output.
