@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,6 +172,17 @@ func (c *Cluster) StandInErrors() []error {
 		errs = append(errs, c.patroni.Errors()...)
 	}
 	return errs
+}
+
+// ReportStandInErrors writes each of StandInErrors to w and says whether
+// there was any: what a suite's TestMain calls after its tests, failing the
+// run when it returns true.
+func (c *Cluster) ReportStandInErrors(w io.Writer) bool {
+	errs := c.StandInErrors()
+	for _, err := range errs {
+		fmt.Fprintln(w, "local cluster: stand-in:", err)
+	}
+	return len(errs) > 0
 }
 
 func (c *Cluster) startPatroni() error {

@@ -87,8 +87,7 @@ func runWithCluster(m *testing.M) int {
 	code := m.Run()
 	// PGO ran for real; what stood in for its containers must not have
 	// failed quietly (a PGO process that exited, a command not played).
-	for _, err := range lc.StandInErrors() {
-		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+	if lc.ReportStandInErrors(os.Stderr) {
 		code = 1
 	}
 	return code

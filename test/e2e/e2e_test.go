@@ -102,8 +102,7 @@ func run(m *testing.M) int {
 	}
 	go func() { _ = mgr.Start(ctx) }()
 	code := m.Run()
-	for _, err := range lc.StandInErrors() {
-		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+	if lc.ReportStandInErrors(os.Stderr) {
 		code = 1
 	}
 	summary, problems, err := checkAudit(audit)

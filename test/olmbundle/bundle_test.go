@@ -91,8 +91,7 @@ func run(m *testing.M) int {
 		return "olm: " + lc.LogTail("olm", 5) + "\ncatalog: " + lc.LogTail("catalog", 5)
 	}}
 	code := m.Run()
-	for _, err := range lc.StandInErrors() {
-		fmt.Fprintln(os.Stderr, "local cluster: stand-in:", err)
+	if lc.ReportStandInErrors(os.Stderr) {
 		code = 1
 	}
 	return code

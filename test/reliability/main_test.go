@@ -173,8 +173,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "reliability: invariant broken:", err)
 		code = 1
 	}
-	for _, err := range lc.StandInErrors() {
-		fmt.Fprintln(os.Stderr, "reliability: stand-in:", err)
+	if lc.ReportStandInErrors(os.Stderr) {
 		code = 1
 	}
 	fmt.Printf("reliability: %s; scenarios took %s; seed %d\n", &counts, time.Since(begin).Round(time.Second), seed)
