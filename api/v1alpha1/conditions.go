@@ -9,7 +9,8 @@ const (
 	// ConditionReconciling is True while pgstack is making progress toward Ready.
 	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when progress needs a person: a bad or conflicting
-	// spec, a plan only a person may approve, OLM missing, a failed install.
+	// spec, a plan only a person may approve, OLM missing, a failed install, a
+	// major version change held back (then beside Ready=True when the cluster runs).
 	ConditionStalled = "Stalled"
 	// ConditionOperatorInstalled is True when PGO's ClusterServiceVersion is Succeeded.
 	ConditionOperatorInstalled = "OperatorInstalled"
@@ -52,6 +53,15 @@ const (
 	// ships no PostgreSQL image for the stack's major version (and PostGIS
 	// version); nothing is applied, since PGO would refuse the cluster.
 	ReasonNoImageForVersion = "NoImageForVersion"
+
+	// Stalled alone, with ClusterReady and Ready left as PGO's readiness has
+	// them: a change pgstack holds back rather than apply.
+	//
+	// ReasonMajorVersionChangeHeld: the stack asks for another PostgreSQL
+	// major version than its PostgresCluster runs. PGO would roll the pods
+	// onto the other major's image and the data directory would refuse to
+	// start, so the running version (and its image) keeps being applied.
+	ReasonMajorVersionChangeHeld = "MajorVersionChangeHeld"
 
 	// ClusterReady, once PGO reports (internal/pgo judges these)
 	ReasonClusterReady      = "ClusterReady"
