@@ -88,6 +88,10 @@ type Patroni struct {
 
 // StartPatroni runs the Patroni stand-in against cfg until ctx ends.
 func StartPatroni(ctx context.Context, cfg *rest.Config, logf func(string, ...any)) (*Patroni, error) {
+	// Patroni keeps its DCS on Endpoints, which the API server flags as
+	// deprecated on every write; that warning says nothing to a test run.
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = rest.NoWarnings{}
 	clientset, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("patroni stand-in: %w", err)
