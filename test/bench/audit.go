@@ -15,7 +15,7 @@ import (
 // The kube-apiserver's audit log is how the bench counts the manager's
 // writes by resource: a policy that records, at Metadata level, only the
 // write verbs of the manager's ServiceAccount (so logging costs nothing for
-// the baseline's client, the stand-in or OLM).
+// the baseline's client, PGO or OLM).
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived", "ResponseStarted"]

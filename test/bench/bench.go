@@ -1,7 +1,7 @@
 // Command bench measures pgstack against the numbers in the design
 // ("Numbers we hold ourselves to") on the full local cluster: real control
-// plane, real OLM copying PGO's CSV into every namespace, kwok nodes, the pgo
-// stand-in, and the manager binary as its own process.
+// plane, real OLM copying PGO's CSV into every namespace, kwok nodes, PGO's own
+// manager, and pgstack's manager binary as its own process.
 //
 //	make bench                       (STACKS=1000, IDLE=60s)
 //	STACKS=100 IDLE=10s make bench
@@ -17,7 +17,7 @@
 //     CSV into each;
 //  3. baseline, with the manager stopped: a bare client creates, in those
 //     namespaces, the PostgresClusters pgstack renders for the same stacks
-//     and awaits the stand-in's readiness; then deletes them and starts the
+//     and awaits PGO's readiness; then deletes them and starts the
 //     manager again (which should write nothing for the Ready waiting stacks);
 //  4. pgstack: creates the stacks and awaits Ready=True on each, counting
 //     the manager's writes in the API server's audit log;
@@ -137,7 +137,7 @@ type Goal struct {
 // Run runs every round and prints the table; it returns the results even
 // when a later round fails, with the error.
 func Run(ctx context.Context, cfg Config) (*Results, error) {
-	// The stand-in logs through controller-runtime; the bench prints progress itself.
+	// The harness's watches log through controller-runtime; the bench prints progress itself.
 	ctrllog.SetLogger(logr.Discard())
 	say := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)

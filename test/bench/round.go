@@ -87,8 +87,8 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// The bench's own client and the stand-in are not throttled client-side:
-	// neither may be what limits both runs and hides pgstack's cost.
+	// The bench's own client is not throttled client-side: it may not be
+	// what limits both runs and hides pgstack's cost.
 	unthrottled := rest.CopyConfig(r.lc.Config)
 	unthrottled.QPS, unthrottled.Burst = -1, 0
 	if r.client, err = client.New(unthrottled, client.Options{Scheme: testenv.NewScheme()}); err != nil {
@@ -336,7 +336,7 @@ func (r *round) waitingPhase(ctx context.Context) error {
 }
 
 // baselinePhase is a bare client creating the PostgresClusters pgstack would
-// render for the same stacks, awaiting the same stand-in's readiness. They
+// render for the same stacks, awaiting the same readiness from PGO. They
 // are named db-bare and carry no pgstack labels, so they are not the stacks'
 // own (the manager, watching every PostgresCluster, ignores them).
 func (r *round) baselinePhase(ctx context.Context) error {
@@ -355,7 +355,7 @@ func (r *round) baselinePhase(ctx context.Context) error {
 	if err := r.client.Create(ctx, warm, client.DryRunAll); err != nil {
 		return fmt.Errorf("dry-run a PostgresCluster: %w", err)
 	}
-	r.say("[N=%d] baseline: a bare client creates %d rendered PostgresClusters and awaits the stand-in's readiness", r.n, r.n)
+	r.say("[N=%d] baseline: a bare client creates %d rendered PostgresClusters and awaits PGO's readiness", r.n, r.n)
 	begin := time.Now()
 	err = parallel(ctx, r.n, func(ctx context.Context, i int) error {
 		stack := defaulted.DeepCopy()
