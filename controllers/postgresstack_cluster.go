@@ -47,6 +47,14 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "cannot render the PostgresCluster: " + err.Error()}
 			return nil
 		}
+		// A major version change would take the running cluster down (the data
+		// directory refuses another major): the live version is applied,
+		// with everything else the stack asks for, until PGUpgrade is run.
+		// The image check below judges the version actually applied.
+		desired, hold := pgo.HoldMajorVersion(live, desired)
+		if hold != nil {
+			obs.Held = &status.Problem{Reason: hold.Reason, Message: hold.Message}
+		}
 		// PGO would refuse a cluster it has no PostgreSQL image for and never
 		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128):
 		// say so before applying anything.

@@ -278,21 +278,24 @@ func TestDriftOnOwnedFieldsIsRestoredOthersLeftAlone(t *testing.T) {
 	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
 	o.installFirst(pkg, csv5_8_9)
 	pc := getPostgresCluster(t, ns, "hippo")
-	version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
 
-	// Someone edits a field pgstack owns, and adds one it does not.
+	// Someone edits a field pgstack owns, and adds one it does not. (Not
+	// postgresVersion: a version set by hand is taken as what runs and held,
+	// see TestAVersionBelowTheRunningOneIsHeld.)
 	patch := client.MergeFrom(pc.DeepCopy())
-	must(t, unstructured.SetNestedField(pc.Object, version-1, "spec", "postgresVersion"))
+	sets, _, _ := unstructured.NestedSlice(pc.Object, "spec", "instances")
+	sets[0].(map[string]any)["replicas"] = int64(3)
+	must(t, unstructured.SetNestedSlice(pc.Object, sets, "spec", "instances"))
 	must(t, unstructured.SetNestedField(pc.Object, "hand-set", "metadata", "annotations", "team/note"))
 	must(t, k8s.Patch(context.Background(), pc, patch, client.FieldOwner("kubectl-edit")))
 
-	eventually(t, "postgresVersion restored", func() (bool, error) {
+	eventually(t, "replicas restored", func() (bool, error) {
 		got := pgo.NewPostgresCluster()
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(pc), got); err != nil {
 			return false, err
 		}
-		v, _, _ := unstructured.NestedInt64(got.Object, "spec", "postgresVersion")
-		return v == version && got.GetAnnotations()["team/note"] == "hand-set", nil
+		sets, _, _ := unstructured.NestedSlice(got.Object, "spec", "instances")
+		return len(sets) == 1 && sets[0].(map[string]any)["replicas"] == int64(1) && got.GetAnnotations()["team/note"] == "hand-set", nil
 	})
 	_ = stack
 }

@@ -94,6 +94,18 @@ func scenarios() []scenario {
 			wantArgo:     "Healthy", wantKstatus: kstatus.CurrentStatus, wantInMessage: "the PostgresCluster is ready",
 		},
 		{
+			// The database serves, but the spec asked for is not reached until
+			// a person acts: Degraded and Failed, not Healthy.
+			name: "a major version change held while the cluster runs",
+			observations: &status.Observations{Generation: stackGeneration, Operator: installed, Cluster: func() status.Cluster {
+				c := readyCluster
+				c.Held = &status.Problem{Reason: platformv1alpha1.ReasonMajorVersionChangeHeld,
+					Message: "PostgreSQL 16 runs in PostgresCluster hippo; moving to 17 needs PGO's major upgrade (PGUpgrade), which pgstack does not run yet: set spec.postgres.version back to 16"}
+				return c
+			}()},
+			wantArgo: "Degraded", wantKstatus: kstatus.FailedStatus, wantInMessage: "set spec.postgres.version back to 16",
+		},
+		{
 			name:         "deleting",
 			observations: &status.Observations{Generation: stackGeneration, Deleting: true, Operator: installed, Cluster: readyCluster},
 			deleting:     true,

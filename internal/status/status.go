@@ -65,6 +65,10 @@ type Cluster struct {
 	// Exists is true when the PostgresCluster was read; Readiness is then PGO's view.
 	Exists    bool
 	Readiness pgo.Readiness
+	// Held is a change pgstack holds back while applying the rest (a major
+	// version change). It stalls the stack but leaves ClusterReady and Ready
+	// to PGO's readiness: the database runs as it did.
+	Held *Problem
 }
 
 // Observations are what one reconcile learned.
@@ -123,6 +127,13 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 			stalled.Status, stalled.Reason, stalled.Message = metav1.ConditionTrue, c.Reason, c.Message
 		}
 		break
+	}
+	// A held change needs a person as much as a broken one, though the
+	// database keeps serving: Stalled beside whatever Ready is (kstatus
+	// reads Failed, since the spec asked for is not reached). A stall that
+	// stops the stack outright is told first.
+	if h := o.Cluster.Held; h != nil && stalled.Status != metav1.ConditionTrue && !o.Deleting {
+		stalled.Status, stalled.Reason, stalled.Message = metav1.ConditionTrue, h.Reason, h.Message
 	}
 	if o.Deleting {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "the stack is being deleted"

@@ -29,6 +29,8 @@ func TestCompute(t *testing.T) {
 		wantReason                              string
 		wantKstatus                             kstatus.Status
 		wantInMessage                           string
+		// wantStalledReason, when set, is Stalled's reason.
+		wantStalledReason string
 	}{
 		{
 			name: "everything ready", obs: Observations{Operator: installed, Cluster: readyCluster},
@@ -113,6 +115,23 @@ func TestCompute(t *testing.T) {
 			wantReady: "True", wantReconciling: "False", wantStalled: "False", wantReason: platformv1alpha1.ReasonReady, wantKstatus: kstatus.CurrentStatus,
 		},
 		{
+			name: "a held major version change stalls a running stack that stays Ready", obs: Observations{Operator: installed, Cluster: held(readyCluster)},
+			wantReady: "True", wantReconciling: "False", wantStalled: "True", wantReason: platformv1alpha1.ReasonReady, wantKstatus: kstatus.FailedStatus,
+			wantStalledReason: platformv1alpha1.ReasonMajorVersionChangeHeld,
+		},
+		{
+			name: "a held change beside instances not ready: Ready says why not, Stalled says what to do", obs: Observations{Operator: installed,
+				Cluster: held(Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Reason: pgo.ReasonInstancesNotReady, Message: "instance set instance1 has 0 of 1 replicas ready"}})},
+			wantReady: "False", wantReconciling: "False", wantStalled: "True", wantReason: pgo.ReasonInstancesNotReady, wantKstatus: kstatus.FailedStatus, wantInMessage: "0 of 1",
+			wantStalledReason: platformv1alpha1.ReasonMajorVersionChangeHeld,
+		},
+		{
+			name: "PGO's refusal is told before a held change", obs: Observations{Operator: installed,
+				Cluster: held(Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Stalled: true, Reason: platformv1alpha1.ReasonMissingRequiredImage, Message: "missing image(s): [crunchy-pgbackrest]"}})},
+			wantReady: "False", wantReconciling: "False", wantStalled: "True", wantReason: platformv1alpha1.ReasonMissingRequiredImage, wantKstatus: kstatus.FailedStatus,
+			wantStalledReason: platformv1alpha1.ReasonMissingRequiredImage,
+		},
+		{
 			name: "deleting", obs: Observations{Deleting: true, Operator: installed, Cluster: readyCluster},
 			wantReady: "False", wantReconciling: "True", wantStalled: "False", wantReason: platformv1alpha1.ReasonDeleting, wantKstatus: kstatus.InProgressStatus,
 		},
@@ -136,6 +155,9 @@ func TestCompute(t *testing.T) {
 			}
 			if !strings.Contains(ready.Message, tt.wantInMessage) {
 				t.Errorf("Ready message %q does not mention %q", ready.Message, tt.wantInMessage)
+			}
+			if stalled := meta.FindStatusCondition(got.Conditions, platformv1alpha1.ConditionStalled); tt.wantStalledReason != "" && stalled.Reason != tt.wantStalledReason {
+				t.Errorf("Stalled reason = %s (%s), want %s", stalled.Reason, stalled.Message, tt.wantStalledReason)
 			}
 			if got.ObservedGeneration != 3 {
 				t.Errorf("observedGeneration = %d, want 3", got.ObservedGeneration)
@@ -170,6 +192,12 @@ func TestComputeKeepsTransitionTimeWhileStatusHolds(t *testing.T) {
 	if c := meta.FindStatusCondition(s2.Conditions, platformv1alpha1.ConditionReady); !c.LastTransitionTime.Equal(&first) {
 		t.Errorf("Ready's lastTransitionTime moved to %s while it stayed True", c.LastTransitionTime)
 	}
+}
+
+// held is c with a major version change held back.
+func held(c Cluster) Cluster {
+	c.Held = &Problem{Reason: platformv1alpha1.ReasonMajorVersionChangeHeld, Message: "PostgreSQL 16 runs in PostgresCluster hippo; moving to 17 needs PGO's major upgrade (PGUpgrade), which pgstack does not run yet: set spec.postgres.version back to 16"}
+	return c
 }
 
 // kstatusOf computes the status Flux's kstatus library gives the stack.
