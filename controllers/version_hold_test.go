@@ -78,7 +78,9 @@ func TestAMajorVersionChangeIsHeldUntilSetBack(t *testing.T) {
 
 // The live version is what runs, whoever set it: after a PGUpgrade run by
 // hand and postgresVersion raised on the PostgresCluster, pgstack does not
-// put the old version back.
+// put the old version back; and a stack lowered below a running version
+// (which the API server admits, so that a person can set it back) is held
+// the same way.
 func TestAVersionBelowTheRunningOneIsHeld(t *testing.T) {
 	o := newInstallNamespace(t, "operators")
 	ns := newNamespace(t, "team-a")
@@ -99,6 +101,11 @@ func TestAVersionBelowTheRunningOneIsHeld(t *testing.T) {
 
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, platformv1alpha1.ReasonReady)
+
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld,
+		"PostgreSQL 17 runs", "set spec.postgres.version to 17")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
 	wantVersion(t, ns, "hippo", 17)
 }
 

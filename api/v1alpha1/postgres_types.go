@@ -21,13 +21,15 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",fieldPath=".standby.repoName",message="postgres.standby.repoName needs backups: postgres.backups.enabled must not be false"
 // +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.standby.repoName) : self.standby.repoName == 'repo1')",fieldPath=".standby.repoName",message="postgres.standby.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
 type PostgresSpec struct {
-	// version is the major PostgreSQL version (11 to 18). It may only go
-	// up: PGO upgrades a major version in place (with a PGUpgrade) and an
-	// existing data directory cannot be downgraded.
+	// version is the major PostgreSQL version (11 to 18). Changing it on an
+	// existing cluster is held, not applied: the cluster keeps running the
+	// version it runs and the stack is Stalled (MajorVersionChangeHeld)
+	// until the version is set back, since PGO moves data to another major
+	// only with a PGUpgrade, which pgstack does not run yet. Any version is
+	// admitted, so that a person can set it back to the one running.
 	// +kubebuilder:default=16
 	// +kubebuilder:validation:Minimum=11
 	// +kubebuilder:validation:Maximum=18
-	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="postgres.version may only go up: an existing data directory cannot be downgraded to an older major version"
 	// +optional
 	Version int32 `json:"version,omitempty"`
 

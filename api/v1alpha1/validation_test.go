@@ -236,7 +236,11 @@ func TestTheAPIServerRefusesChangesThatCannotWork(t *testing.T) {
 		name, before, after string
 		want                string // empty: the change is allowed
 	}{
-		{"postgres version down", `{postgres: {version: 17}}`, `{postgres: {version: 16}}`, "postgres.version may only go up"},
+		// The controller holds a major version change in either direction
+		// (controllers: TestAMajorVersionChangeIsHeldUntilSetBack,
+		// TestAVersionBelowTheRunningOneIsHeld); a person must be able to
+		// set the version back to the one running.
+		{"postgres version down", `{postgres: {version: 17}}`, `{postgres: {version: 16}}`, ""},
 		{"postgres version up", `{postgres: {version: 16}}`, `{postgres: {version: 17}}`, ""},
 		{"shorthand storage shrinks", `{postgres: {storage: 2Gi}}`, `{postgres: {storage: 1Gi}}`, "postgres.storage may only grow"},
 		{"shorthand storage grows", `{postgres: {storage: 1Gi}}`, `{postgres: {storage: 1500Mi}}`, ""},
