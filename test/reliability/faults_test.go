@@ -14,6 +14,7 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/test/ledger"
 )
 
@@ -103,8 +104,10 @@ func TestAPIServerAndOLMRestartsMidFlow(t *testing.T) {
 // TestConflictingWritersDoNotWin: while the manager runs, someone flips the
 // shared Subscription back to Automatic approval and drops pgstack's label
 // (adding one of their own), and someone edits the PostgresCluster: a field
-// pgstack owns (postgresVersion) and fields it does not (port, a label).
-// pgstack restores what it owns and keeps the rest.
+// pgstack owns (its stack label) and fields it does not (port, a label).
+// pgstack restores what it owns and keeps the rest. (postgresVersion is not
+// drifted here: a version set on the PostgresCluster is what runs, and
+// pgstack holds the stack's instead of overwriting it.)
 func TestConflictingWritersDoNotWin(t *testing.T) {
 	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
@@ -125,12 +128,11 @@ func TestConflictingWritersDoNotWin(t *testing.T) {
 		if pc == nil {
 			t.Fatal("foxtrot has no PostgresCluster")
 		}
-		owned, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		owned := pc.GetLabels()[render.LabelStack]
 		edit := pgo.NewPostgresCluster()
 		edit.SetNamespace(pc.GetNamespace())
 		edit.SetName(pc.GetName())
-		edit.SetLabels(map[string]string{"team": "dba"})
-		must(t, unstructured.SetNestedField(edit.Object, owned-1, "spec", "postgresVersion"))
+		edit.SetLabels(map[string]string{"team": "dba", render.LabelStack: "someone-else"})
 		must(t, unstructured.SetNestedField(edit.Object, int64(5433+round), "spec", "port"))
 		must(t, k8s.Patch(ctx, edit, client.Merge, client.FieldOwner(someoneElse)))
 		counts.add(&counts.conflictingWrites, 1)
@@ -143,17 +145,17 @@ func TestConflictingWritersDoNotWin(t *testing.T) {
 			return got.Spec.InstallPlanApproval == operatorsv1alpha1.ApprovalManual &&
 				got.Labels[controllers.ManagedLabel] == controllers.ManagedValue && got.Labels["team"] == "dba", nil
 		})
-		waits.Eventually(t, "pgstack restores postgresVersion, keeping port and team=dba", func() (bool, error) {
+		waits.Eventually(t, "pgstack restores its stack label, keeping port and team=dba", func() (bool, error) {
 			got := pgo.NewPostgresCluster()
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(pc), got); err != nil {
 				return false, err
 			}
-			version, _, _ := unstructured.NestedInt64(got.Object, "spec", "postgresVersion")
+			stack := got.GetLabels()[render.LabelStack]
 			port, _, _ := unstructured.NestedInt64(got.Object, "spec", "port")
-			if version == owned && (port != int64(5433+round) || got.GetLabels()["team"] != "dba") {
-				t.Fatalf("pgstack restored postgresVersion but dropped someone else's fields: port=%d labels=%v", port, got.GetLabels())
+			if stack == owned && (port != int64(5433+round) || got.GetLabels()["team"] != "dba") {
+				t.Fatalf("pgstack restored its label but dropped someone else's fields: port=%d labels=%v", port, got.GetLabels())
 			}
-			return version == owned, nil
+			return stack == owned, nil
 		})
 	}
 	waits.Condition(t, foxtrot, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
