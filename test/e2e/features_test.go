@@ -34,6 +34,17 @@ func TestStacksOnRealPGO(t *testing.T) {
 		if c := pgoCondition(pc, "PGBackRestReplicaRepoReady"); c != nil {
 			t.Errorf("PGO reports pgBackRest (%v) for a cluster without backups", c)
 		}
+
+		// A major version bump is held, never handed to PGO as a new
+		// postgresVersion (its new image would refuse the old data).
+		update(t, scratch, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
+		waitCondition(t, scratch, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld, "16", "17")
+		waitCondition(t, scratch, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		if v, _, _ := unstructured.NestedInt64(postgresCluster(t, scratch).Object, "spec", "postgresVersion"); v != 16 {
+			t.Errorf("postgresVersion %d reached PGO while the stack asked for 17", v)
+		}
+		update(t, scratch, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
+		waitCondition(t, scratch, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
 	})
 
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
