@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,13 @@ type Patroni struct {
 	mu   sync.Mutex
 	errs []error
 	kick chan struct{}
+	// settled is, by cluster, the pods (uid and resourceVersion) as of the
+	// last sync that found nothing to write: a cluster whose pods have not
+	// changed since is not read again, so the stand-in costs the API
+	// server nothing in steady state (make bench runs it beside pgstack).
+	settled map[clusterKey]string
+	// writes counts what the stand-in wrote (only its loop touches it).
+	writes int
 }
 
 // StartPatroni runs the Patroni stand-in against cfg until ctx ends.
@@ -100,7 +108,7 @@ func StartPatroni(ctx context.Context, cfg *rest.Config, logf func(string, ...an
 	if err != nil {
 		return nil, fmt.Errorf("patroni stand-in: %w", err)
 	}
-	p := &Patroni{clientset: clientset, dynamic: dyn, logf: logf, kick: make(chan struct{}, 1)}
+	p := &Patroni{clientset: clientset, dynamic: dyn, logf: logf, kick: make(chan struct{}, 1), settled: map[clusterKey]string{}}
 	factory := informers.NewSharedInformerFactoryWithOptions(clientset, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.LabelSelector = labelPatroni
 	}))
@@ -158,14 +166,40 @@ func (p *Patroni) syncAll(ctx context.Context, store cache.Store) {
 		k := clusterKey{pod.Namespace, pod.Labels[labelCluster]}
 		byCluster[k] = append(byCluster[k], pod)
 	}
+	for k := range p.settled {
+		if byCluster[k] == nil {
+			delete(p.settled, k)
+		}
+	}
 	for k, pods := range byCluster {
-		if err := p.sync(ctx, k, pods); err != nil && ctx.Err() == nil && refused(err) {
+		seen := podsVersion(pods)
+		if p.settled[k] == seen {
+			continue
+		}
+		before := p.writes
+		err := p.sync(ctx, k, pods)
+		wrote := p.writes != before
+		switch {
+		case err != nil && ctx.Err() == nil && refused(err):
 			p.mu.Lock()
 			p.errs = append(p.errs, err)
 			p.mu.Unlock()
 			p.logf("patroni stand-in: %v", err)
+		case err == nil && !wrote:
+			p.settled[k] = seen
 		}
 	}
+}
+
+// podsVersion identifies the state of a cluster's pods as the API server
+// last reported it.
+func podsVersion(pods []*corev1.Pod) string {
+	keys := make([]string, 0, len(pods))
+	for _, pod := range pods {
+		keys = append(keys, string(pod.UID)+"@"+pod.ResourceVersion)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
 }
 
 // refused says whether the API server answered err and meant it: not a
@@ -262,6 +296,7 @@ func (p *Patroni) setMember(ctx context.Context, pod *corev1.Pod, label, role st
 	if _, err := p.clientset.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "patroni-standin"}); err != nil {
 		return fmt.Errorf("set Patroni's role %s on pod %s/%s: %w", role, pod.Namespace, pod.Name, err)
 	}
+	p.writes++
 	p.logf("patroni stand-in: pod %s/%s is %s", pod.Namespace, pod.Name, role)
 	return nil
 }
@@ -279,6 +314,7 @@ func (p *Patroni) ensureEndpoints(ctx context.Context, k clusterKey, name, key, 
 			Annotations: map[string]string{key: value},
 		}}, metav1.CreateOptions{FieldManager: "patroni-standin"})
 		if err == nil {
+			p.writes++
 			p.logf("patroni stand-in: Endpoints %s/%s %s=%s", k.namespace, name, key, value)
 		}
 		return err
@@ -290,6 +326,7 @@ func (p *Patroni) ensureEndpoints(ctx context.Context, k clusterKey, name, key, 
 		got.Annotations = map[string]string{}
 	}
 	got.Annotations[key] = value
+	p.writes++
 	_, err = endpoints.Update(ctx, got, metav1.UpdateOptions{FieldManager: "patroni-standin"})
 	return err
 }
