@@ -9,12 +9,12 @@ import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
-	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/test/ledger"
 )
 
@@ -104,10 +104,10 @@ func TestAPIServerAndOLMRestartsMidFlow(t *testing.T) {
 // TestConflictingWritersDoNotWin: while the manager runs, someone flips the
 // shared Subscription back to Automatic approval and drops pgstack's label
 // (adding one of their own), and someone edits the PostgresCluster: a field
-// pgstack owns (its stack label) and fields it does not (port, a label).
-// pgstack restores what it owns and keeps the rest. (postgresVersion is not
-// drifted here: a version set on the PostgresCluster is what runs, and
-// pgstack holds the stack's instead of overwriting it.)
+// pgstack owns (the instance set's replicas) and fields it does not (port, a
+// label). pgstack restores what it owns and keeps the rest. (postgresVersion
+// is not drifted here: a version set on the PostgresCluster is what runs,
+// and pgstack holds the stack's instead of overwriting it.)
 func TestConflictingWritersDoNotWin(t *testing.T) {
 	t.Cleanup(func() { logCounts(t) })
 	ctx := context.Background()
@@ -128,11 +128,16 @@ func TestConflictingWritersDoNotWin(t *testing.T) {
 		if pc == nil {
 			t.Fatal("foxtrot has no PostgresCluster")
 		}
-		owned := pc.GetLabels()[render.LabelStack]
+		sets, _, _ := unstructured.NestedSlice(pc.Object, "spec", "instances")
+		owned, _, _ := unstructured.NestedInt64(sets[0].(map[string]any), "replicas")
+		// One element of the list, as a JSON patch: a merge patch would
+		// replace the whole list.
+		drift := fmt.Sprintf(`[{"op":"replace","path":"/spec/instances/0/replicas","value":%d}]`, owned+1)
+		must(t, k8s.Patch(ctx, pc.DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(drift)), client.FieldOwner(someoneElse)))
 		edit := pgo.NewPostgresCluster()
 		edit.SetNamespace(pc.GetNamespace())
 		edit.SetName(pc.GetName())
-		edit.SetLabels(map[string]string{"team": "dba", render.LabelStack: "someone-else"})
+		edit.SetLabels(map[string]string{"team": "dba"})
 		must(t, unstructured.SetNestedField(edit.Object, int64(5433+round), "spec", "port"))
 		must(t, k8s.Patch(ctx, edit, client.Merge, client.FieldOwner(someoneElse)))
 		counts.add(&counts.conflictingWrites, 1)
@@ -145,17 +150,18 @@ func TestConflictingWritersDoNotWin(t *testing.T) {
 			return got.Spec.InstallPlanApproval == operatorsv1alpha1.ApprovalManual &&
 				got.Labels[controllers.ManagedLabel] == controllers.ManagedValue && got.Labels["team"] == "dba", nil
 		})
-		waits.Eventually(t, "pgstack restores its stack label, keeping port and team=dba", func() (bool, error) {
+		waits.Eventually(t, "pgstack restores the instance set's replicas, keeping port and team=dba", func() (bool, error) {
 			got := pgo.NewPostgresCluster()
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(pc), got); err != nil {
 				return false, err
 			}
-			stack := got.GetLabels()[render.LabelStack]
+			sets, _, _ := unstructured.NestedSlice(got.Object, "spec", "instances")
+			replicas, _, _ := unstructured.NestedInt64(sets[0].(map[string]any), "replicas")
 			port, _, _ := unstructured.NestedInt64(got.Object, "spec", "port")
-			if stack == owned && (port != int64(5433+round) || got.GetLabels()["team"] != "dba") {
-				t.Fatalf("pgstack restored its label but dropped someone else's fields: port=%d labels=%v", port, got.GetLabels())
+			if replicas == owned && (port != int64(5433+round) || got.GetLabels()["team"] != "dba") {
+				t.Fatalf("pgstack restored the replicas but dropped someone else's fields: port=%d labels=%v", port, got.GetLabels())
 			}
-			return stack == owned, nil
+			return replicas == owned, nil
 		})
 	}
 	waits.Condition(t, foxtrot, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
