@@ -14,7 +14,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 # The wrapper modules under hack/ pin the versions; read them from there.
 KUBE_VERSION := $(shell sed -n 's|.*k8s.io/kubernetes \(v[0-9.]*\).*|\1|p' hack/kube/go.mod | head -1)
-ETCD_VERSION := $(shell sed -n 's|.*go.etcd.io/etcd/server/v3 \(v[0-9.]*\).*|\1|p' hack/etcd/go.mod | head -1)
+ETCD_VERSION := $(shell sed -n 's|.*go.etcd.io/etcd/server/v3 \(v[0-9.]*\).*|\1|p' hack/kube/go.mod | head -1)
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -33,6 +33,11 @@ KUBE_LDFLAGS := $(TOOL_LDFLAGS) -X k8s.io/component-base/version.gitVersion=$(KU
 	-X k8s.io/component-base/version.gitMajor=1 \
 	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
 	-X k8s.io/component-base/version.gitTreeState=clean
+# The environment of those builds: the compiler collects garbage less often
+# (memory is cheaper than a cold build's CPU; GOMEMLIMIT caps each compile),
+# and cgo's C (opm's sqlite, PGO's pg_query parser) is compiled unoptimised:
+# nothing here exercises it hard. Only these builds see it, never the suites.
+TOOL_BUILD_ENV := GOGC=400 GOMEMLIMIT=3GiB CGO_CFLAGS=-O0
 
 # Tests find the API server and etcd here (controller-runtime's envtest reads it).
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
@@ -173,21 +178,18 @@ $(KUSTOMIZE): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.gobin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/.gobin/kustomize $@
 
-# kube-apiserver, kube-controller-manager and kube-scheduler share most of
-# k8s.io/kubernetes: one go build compiles each shared package once, where
-# three concurrent builds would each compile it before the cache had it.
-$(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) &:
+# kube-apiserver, kube-controller-manager, kube-scheduler and etcd share most
+# of their packages (k8s.io/kubernetes; etcd's client, grpc, protobuf): one go
+# build compiles each shared package once, where concurrent builds would each
+# compile it before the cache had it.
+$(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(ETCD) &:
 	@mkdir -p $(KUBE_ASSETS)/.build
-	@echo ">> building kube-apiserver, kube-controller-manager and kube-scheduler $(KUBE_VERSION) from k8s.io/kubernetes (cached after)"
-	cd hack/kube && go build -o $(KUBE_ASSETS)/.build/ -ldflags "$(KUBE_LDFLAGS)" \
-		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+	@echo ">> building kube-apiserver, kube-controller-manager and kube-scheduler $(KUBE_VERSION) and etcd $(ETCD_VERSION) (cached after)"
+	cd hack/kube && $(TOOL_BUILD_ENV) go build -o $(KUBE_ASSETS)/.build/ -ldflags "$(KUBE_LDFLAGS)" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+		go.etcd.io/etcd/server/v3
 	mv $(KUBE_ASSETS)/.build/kube-apiserver $(KUBE_ASSETS)/.build/kube-controller-manager $(KUBE_ASSETS)/.build/kube-scheduler $(KUBE_ASSETS)/
-
-$(ETCD):
-	@mkdir -p $(KUBE_ASSETS)
-	@echo ">> building etcd $(ETCD_VERSION) from go.etcd.io/etcd/server/v3 (about a minute cold)"
-	cd hack/etcd && go build -ldflags "$(TOOL_LDFLAGS)" -o $@.tmp go.etcd.io/etcd/server/v3
-	mv $@.tmp $@
+	mv $(KUBE_ASSETS)/.build/server $(ETCD)
 
 ##@ Local cluster (test/cluster): kube-controller-manager, kube-scheduler, OLM, opm, kwok
 
@@ -195,7 +197,7 @@ $(ETCD):
 # changes the output path below and rebuilds; an unchanged version never does.
 OLM_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-lifecycle-manager \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
 REGISTRY_VERSION := $(shell sed -n 's|.*github.com/operator-framework/operator-registry \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
-KWOK_VERSION := $(shell sed -n 's|.*sigs.k8s.io/kwok \(v[0-9.]*\).*|\1|p' hack/kwok/go.mod | head -1)
+KWOK_VERSION := $(shell sed -n 's|.*sigs.k8s.io/kwok \(v[0-9.]*\).*|\1|p' hack/olm/go.mod | head -1)
 
 # Only 5.8.9's source is at hand: its binary runs for every catalog version,
 # each with that release's own Deployment environment and RBAC.
@@ -224,32 +226,25 @@ export PGSTACK_KWOK_ASSETS := $(KWOK_ASSETS)
 .PHONY: cluster-bins
 CLUSTER_BINS = $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) $(PGO)
 
-# The groups (kube, OLM, opm, kwok, etcd, PGO) come from separate modules
-# that share little, so they build side by side: a cold build keeps both
-# cores busy through each group's links and PGO's cgo, where one group at a
-# time leaves one idle.
+# Three groups, one go build each: kube (with etcd), OLM (with opm and kwok)
+# and PGO's manager. They come from modules whose versions differ, so they
+# share little and build side by side: a cold build keeps both cores busy
+# through each group's links and PGO's cgo, where one group at a time leaves
+# one idle.
 cluster-bins: ## Build the full local cluster's binaries and PGO's manager (only when missing).
 	@$(MAKE) --no-print-directory -s -j3 $(CLUSTER_BINS)
 
-# OLM's two operators share nearly all their packages: one build.
-$(OLM_OLM) $(OLM_CATALOG) &:
-	@mkdir -p $(OLM_ASSETS)/.build
-	@echo ">> building OLM's olm and catalog operators $(OLM_VERSION) from github.com/operator-framework/operator-lifecycle-manager"
-	cd hack/olm && go build -ldflags "$(TOOL_LDFLAGS)" -o $(OLM_ASSETS)/.build/ \
-		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
-	mv $(OLM_ASSETS)/.build/olm $(OLM_ASSETS)/.build/catalog $(OLM_ASSETS)/
-
-$(OPM):
-	@mkdir -p $(OLM_ASSETS)
-	@echo ">> building opm $(REGISTRY_VERSION) from github.com/operator-framework/operator-registry"
-	cd hack/olm && go build -ldflags "$(TOOL_LDFLAGS)" -tags json1,containers_image_openpgp -o $@.tmp github.com/operator-framework/operator-registry/cmd/opm
-	mv $@.tmp $@
-
-$(KWOK):
-	@mkdir -p $(KWOK_ASSETS)
-	@echo ">> building kwok $(KWOK_VERSION) from sigs.k8s.io/kwok"
-	cd hack/kwok && go build -ldflags "$(TOOL_LDFLAGS)" -o $@.tmp sigs.k8s.io/kwok/cmd/kwok
-	mv $@.tmp $@
+# OLM's two operators, opm and kwok share client-go, apimachinery and grpc:
+# one module (hack/olm), one build. opm's tags pick sqlite's JSON1 extension
+# and containers/image's pure-Go OpenPGP; they change nothing else.
+$(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) &:
+	@mkdir -p $(OLM_ASSETS)/.build $(KWOK_ASSETS)
+	@echo ">> building OLM's olm and catalog operators $(OLM_VERSION), opm $(REGISTRY_VERSION) and kwok $(KWOK_VERSION)"
+	cd hack/olm && $(TOOL_BUILD_ENV) go build -ldflags "$(TOOL_LDFLAGS)" -tags json1,containers_image_openpgp -o $(OLM_ASSETS)/.build/ \
+		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog \
+		github.com/operator-framework/operator-registry/cmd/opm sigs.k8s.io/kwok/cmd/kwok
+	mv $(OLM_ASSETS)/.build/olm $(OLM_ASSETS)/.build/catalog $(OLM_ASSETS)/.build/opm $(OLM_ASSETS)/
+	mv $(OLM_ASSETS)/.build/kwok $(KWOK)
 
 ##@ PGO's manager (built from ../shared/pgo's source, never copied into the repository)
 
@@ -273,7 +268,7 @@ $(PGO): hack/pgo/addresses.go
 	printf '{"Replace":{"%s":"%s","%s":"%s"}}\n' \
 		$(PGO_ASSETS)/src/cmd/postgres-operator/main.go $(PGO_OVERLAY)/main.go \
 		$(PGO_ASSETS)/src/cmd/postgres-operator/zz_pgstack_addresses.go $(PGO_OVERLAY)/addresses.go > $(PGO_OVERLAY)/overlay.json
-	cd $(PGO_ASSETS)/src && go build -ldflags "$(TOOL_LDFLAGS)" -overlay $(PGO_OVERLAY)/overlay.json -o $@.tmp ./cmd/postgres-operator
+	cd $(PGO_ASSETS)/src && $(TOOL_BUILD_ENV) go build -ldflags "$(TOOL_LDFLAGS)" -overlay $(PGO_OVERLAY)/overlay.json -o $@.tmp ./cmd/postgres-operator
 	mv $@.tmp $@
 
 # kwok runs only with stages configured: take kwok's own fast node and pod
@@ -281,7 +276,7 @@ $(PGO): hack/pgo/addresses.go
 $(KWOK_STAGES):
 	@mkdir -p $(KWOK_ASSETS)
 	@echo ">> collecting kwok $(KWOK_VERSION)'s fast node/pod stages"
-	dir=$$(cd hack/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && \
+	dir=$$(cd hack/olm && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && \
 	for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
 		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do \
 		echo "---"; cat "$$dir/kustomize/stage/$$f"; \
