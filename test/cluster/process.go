@@ -60,6 +60,46 @@ func launch(name string, cmd *exec.Cmd, logPath string, logFile *os.File) (*proc
 	return p, nil
 }
 
+// Launched is a process started with Launch, for harnesses that run their
+// own binaries alongside the cluster's (test/managerproc runs pgstack's
+// manager): one launcher, so every process the suites start is in its own
+// process group and dies with the harness.
+type Launched struct{ proc *process }
+
+// Launch starts cmd as the cluster's own processes are started: in a process
+// group of its own with a parent-death SIGKILL, stdout and stderr to logFile
+// (closed when the process ends; logPath names it in errors).
+func Launch(name string, cmd *exec.Cmd, logPath string, logFile *os.File) (*Launched, error) {
+	p, err := launch(name, cmd, logPath, logFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Launched{proc: p}, nil
+}
+
+// PID is the process's id, which is also its process group's id.
+func (l *Launched) PID() int { return l.proc.pid() }
+
+// Done is closed once the process has ended and been reaped.
+func (l *Launched) Done() <-chan struct{} { return l.proc.done }
+
+// Exited says how the process ended, or nil while it runs.
+func (l *Launched) Exited() error { return l.proc.exited() }
+
+// Kill SIGKILLs the process group, as a node failure or the OOM killer
+// would, and returns once the process has been reaped.
+func (l *Launched) Kill() {
+	_ = syscall.Kill(-l.proc.pid(), syscall.SIGKILL)
+	<-l.proc.done
+}
+
+// Stop asks the process group to terminate and kills it if it has not
+// within grace; it returns once the process has been reaped.
+func (l *Launched) Stop(grace time.Duration) { l.proc.stop(grace) }
+
+// FreePort asks the kernel for a free loopback port (see freePort).
+func FreePort() (int, error) { return freePort() }
+
 // pid is the process's id, which is also its process group's id.
 func (p *process) pid() int { return p.cmd.Process.Pid }
 

@@ -7,14 +7,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -22,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/cluster"
 )
 
 // Build compiles the manager from the repository into dir and returns its path.
@@ -52,8 +51,7 @@ type Process struct {
 	metricsURL string
 
 	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
+	proc     *cluster.Launched // nil while none runs
 	starts   int
 	killed   int
 	unwanted []string // exits nobody asked for
@@ -61,7 +59,7 @@ type Process struct {
 
 // Start runs the manager.
 func Start(opts Options) (*Process, error) {
-	port, err := freePort()
+	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -82,28 +80,24 @@ func (p *Process) start() error {
 		"--metrics-secure=false", "--health-probe-bind-address=0"}, p.opts.Args...)
 	cmd := exec.Command(p.opts.Binary, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+p.opts.Kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, and it dies with the test even on SIGKILL.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("start the manager %s: %w", p.opts.Binary, err)
+	// The cluster's launcher: its own process group, and it dies with the
+	// test even when the test is SIGKILLed.
+	proc, err := cluster.Launch("the manager", cmd, p.opts.LogPath, logFile)
+	if err != nil {
+		return err
 	}
-	done := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.done = cmd, done
+	p.proc = proc
 	p.starts++
 	p.mu.Unlock()
 	go func() {
-		err := cmd.Wait()
-		_ = logFile.Close()
+		<-proc.Done()
 		p.mu.Lock()
-		// Kill and Stop clear p.cmd before they end it; any other exit is a crash.
-		if p.cmd == cmd {
-			p.unwanted = append(p.unwanted, fmt.Sprintf("pid %d exited by itself: %v", cmd.Process.Pid, err))
+		// Kill and Stop clear p.proc before they end it; any other exit is a crash.
+		if p.proc == proc {
+			p.unwanted = append(p.unwanted, fmt.Sprintf("pid %d exited by itself: %v", proc.PID(), proc.Exited()))
 		}
 		p.mu.Unlock()
-		close(done)
 	}()
 	return nil
 }
@@ -112,15 +106,13 @@ func (p *Process) start() error {
 // would, and returns once it is reaped.
 func (p *Process) Kill() {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
+	proc := p.proc
+	p.proc = nil
 	p.killed++
 	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-done
 }
 
 // Restart kills the manager (SIGKILL) and starts it again.
@@ -132,18 +124,11 @@ func (p *Process) Restart() error {
 // Stop ends the manager gracefully (SIGTERM, then SIGKILL after 10 s).
 func (p *Process) Stop() {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
+	proc := p.proc
+	p.proc = nil
 	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	if proc != nil {
+		proc.Stop(10 * time.Second)
 	}
 }
 
@@ -151,10 +136,10 @@ func (p *Process) Stop() {
 func (p *Process) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.proc == nil {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return p.proc.PID()
 }
 
 // Starts is how many times the manager was started; Kills how many times it was SIGKILLed.
@@ -272,13 +257,4 @@ func (p *Process) PeakRSSMiB() (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s has no VmHWM line", path)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
