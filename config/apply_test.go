@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // applyOrder puts what other objects need first: the namespace before what

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // On a cluster without OLM the stack stalls with a message saying so; once

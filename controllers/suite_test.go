@@ -34,8 +34,8 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
 	"github.com/pgstack/pgstack/internal/pgo"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/expect"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 const registry = "registry.developers.crunchydata.com/crunchydata/"

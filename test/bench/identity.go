@@ -16,8 +16,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // The manager runs as its own ServiceAccount, bound to the ClusterRole the

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 func main() {

@@ -20,9 +20,9 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/render"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/managerproc"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 const (

@@ -2,7 +2,7 @@
 // benchmark: real processes on loopback, built from Go modules into bin/.
 //
 // Minimal is etcd and kube-apiserver with pgstack's, OLM's and PGO's CRDs
-// (what internal/testenv gives envtest suites). Full adds
+// (what test/testenv gives envtest suites). Full adds
 // kube-controller-manager, kube-scheduler, kwok with fake nodes (pods become
 // Ready without containers), OLM v0's olm and catalog operators and
 // `opm serve` with a catalog this package generates, wired the way
@@ -41,9 +41,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/insides"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // Names of what the full cluster sets up, as OperatorHub's OLM install does.

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	pgoapi "github.com/pgstack/pgstack/internal/pgo"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // Condition types PGO v5.8.9 writes on a PostgresCluster (PGO

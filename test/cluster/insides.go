@@ -15,8 +15,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/insides"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // StorageClass is the full cluster's default StorageClass: volumes made by

@@ -34,8 +34,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // Options shape one demo run.

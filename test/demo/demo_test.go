@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // The demo's own code, as `DEMO_EXIT=1 make demo` runs it: the output shows

@@ -20,12 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/auditlog"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/expect"
 	"github.com/pgstack/pgstack/test/managerproc"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // managerUser is the ServiceAccount OLM makes from pgstack's CSV.

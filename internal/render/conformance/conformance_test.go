@@ -26,7 +26,7 @@ import (
 
 	"github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/render"
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 var env *testenv.Env

@@ -28,7 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pgstack/pgstack/internal/testenv"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 // PGO's package as OperatorHub lists it.

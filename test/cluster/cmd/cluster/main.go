@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgstack/pgstack/internal/testenv"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/testenv"
 )
 
 func main() {
