@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -23,6 +24,9 @@ func runManager(args []string) error {
 		secureMetrics bool
 		leaderElect   bool
 		leaseNS       string
+		leaseDuration time.Duration
+		renewDeadline time.Duration
+		retryPeriod   time.Duration
 		concurrency   int
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
@@ -30,6 +34,11 @@ func runManager(args []string) error {
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	fs.StringVar(&leaseNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty means the namespace the pod runs in (read from its ServiceAccount mount), which a manager run outside a cluster does not have.")
+	// controller-runtime's own defaults; the reliability suite's failover
+	// test passes shorter ones so that a takeover is seconds.
+	fs.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a follower waits after the leader's last renewal before it takes the Lease (whole seconds: the Lease stores seconds).")
+	fs.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a failed renewal before it gives up leading (and exits).")
+	fs.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire, and the leader to renew, the Lease.")
 	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -56,6 +65,9 @@ func runManager(args []string) error {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "pgstack.platform.pgstack.dev",
 		LeaderElectionNamespace: leaseNS,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
