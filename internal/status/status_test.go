@@ -7,13 +7,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/policy"
+	"github.com/pgstack/pgstack/test/expect"
 )
 
 var installed = Operator{Subscription: "postgresql", InstalledCSV: "postgresoperator.v5.8.9", CurrentCSV: "postgresoperator.v5.8.9", CSVPhase: "Succeeded"}
@@ -200,18 +199,10 @@ func held(c Cluster) Cluster {
 	return c
 }
 
-// kstatusOf computes the status Flux's kstatus library gives the stack.
+// kstatusOf is the status Flux's kstatus library gives a stack with status s.
 func kstatusOf(t *testing.T, s platformv1alpha1.PostgresStackStatus) kstatus.Status {
 	t.Helper()
 	stack := &platformv1alpha1.PostgresStack{ObjectMeta: metav1.ObjectMeta{Name: "hippo", Namespace: "a", Generation: 3}, Status: s}
 	stack.SetGroupVersionKind(platformv1alpha1.GroupVersion.WithKind("PostgresStack"))
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(stack)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Status
+	return expect.KstatusOf(t, stack)
 }

@@ -111,7 +111,14 @@ func (w Waiter) Kstatus(t testing.TB, s *platformv1alpha1.PostgresStack) kstatus
 	if err := w.Client.Get(context.Background(), client.ObjectKeyFromObject(s), got); err != nil {
 		t.Fatal(err)
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	return KstatusOf(t, got)
+}
+
+// KstatusOf is the status Flux's kstatus library computes for the stack as
+// given.
+func KstatusOf(t testing.TB, s *platformv1alpha1.PostgresStack) kstatus.Status {
+	t.Helper()
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
 	if err != nil {
 		t.Fatal(err)
 	}

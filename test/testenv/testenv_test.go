@@ -11,13 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/test/expect"
 	"github.com/pgstack/pgstack/test/testenv"
 )
 
@@ -84,12 +84,8 @@ func TestPostgresStackRoundTripsWithOperatorHubDefaults(t *testing.T) {
 	if got.Status.ObservedGeneration != -1 {
 		t.Errorf("status.observedGeneration of a new stack = %d, want -1", got.Status.ObservedGeneration)
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj}); err != nil || res.Status != kstatus.InProgressStatus {
-		t.Errorf("kstatus of a new stack = %v (%v), want InProgress", res, err)
+	if status := expect.KstatusOf(t, got); status != kstatus.InProgressStatus {
+		t.Errorf("kstatus of a new stack = %v, want InProgress", status)
 	}
 
 	got.Status.ObservedGeneration = got.Generation
