@@ -6,39 +6,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pgstack/pgstack/test/auditlog"
 )
 
 // The kube-apiserver's audit log is how the bench counts the manager's
-// writes by resource: a policy that records, at Metadata level, only the
-// write verbs of the manager's ServiceAccount (so logging costs nothing for
-// the baseline's client, PGO or OLM).
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived", "ResponseStarted"]
-rules:
-- level: Metadata
-  users: ["` + managerUser + `"]
-  verbs: ["create", "update", "patch", "delete", "deletecollection"]
-- level: None
-`
+// writes by resource: only the write verbs of the manager's ServiceAccount
+// are logged (so logging costs nothing for the baseline's client, PGO or
+// OLM).
+var managerWrites = auditlog.Rule{Users: []string{managerUser}, Verbs: auditlog.WriteVerbs}
 
 // writesSource says, in the output, where writes_per_stack comes from.
 const writesSource = "kube-apiserver audit log: create/update/patch/delete requests by the manager's ServiceAccount (" + managerUser + "), by resource; events included"
-
-// auditArgs writes the policy into dir and returns the kube-apiserver flags
-// that log to dir/audit.log.
-func auditArgs(dir string) ([]string, string, error) {
-	policy := filepath.Join(dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
-		return nil, "", fmt.Errorf("write the audit policy: %w", err)
-	}
-	logPath := filepath.Join(dir, "audit.log")
-	return []string{"--audit-policy-file=" + policy, "--audit-log-path=" + logPath, "--audit-log-format=json", "--audit-log-mode=blocking"}, logPath, nil
-}
 
 // writeCounts are writes by resource ("postgresstacks/status", "events", …).
 type writeCounts map[string]float64
@@ -114,19 +96,6 @@ func meanMillis(countsBefore, countsAfter, millisBefore, millisAfter writeCounts
 	return out
 }
 
-type auditEvent struct {
-	Stage     string    `json:"stage"`
-	Verb      string    `json:"verb"`
-	Received  time.Time `json:"requestReceivedTimestamp"`
-	Completed time.Time `json:"stageTimestamp"`
-	ObjectRef *struct {
-		Resource    string `json:"resource"`
-		Subresource string `json:"subresource"`
-		Namespace   string `json:"namespace"`
-		Name        string `json:"name"`
-	} `json:"objectRef"`
-}
-
 // read counts the complete lines written since the last read and returns
 // the running totals.
 func (a *auditLog) read() (writeCounts, error) {
@@ -154,7 +123,7 @@ func (a *auditLog) read() (writeCounts, error) {
 		return a.snapshot(), nil
 	}
 	for _, line := range bytes.Split(data[:end], []byte{'\n'}) {
-		var ev auditEvent
+		var ev auditlog.Event
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return nil, fmt.Errorf("decode audit event %q: %w", line, err)
 		}

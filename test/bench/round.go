@@ -20,6 +20,7 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/render"
+	"github.com/pgstack/pgstack/test/auditlog"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/managerproc"
 	"github.com/pgstack/pgstack/test/testenv"
@@ -68,11 +69,11 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	} else {
 		defer say("[N=%d] kept the audit log and the manager's kubeconfig in %s", n, dir)
 	}
-	apiserverArgs, auditPath, err := auditArgs(dir)
+	audit, apiserverArgs, err := auditlog.Enable(dir, managerWrites)
 	if err != nil {
 		return Round{}, err
 	}
-	r.audit = &auditLog{path: auditPath}
+	r.audit = &auditLog{path: audit.Path}
 
 	say("[N=%d] starting a fresh local cluster (real OLM, kwok, opm) with the audit log on", n)
 	r.lc, err = cluster.StartFull(ctx, cluster.Options{APIServerArgs: apiserverArgs})

@@ -10,19 +10,14 @@ import (
 // names it.
 const pgoUser = "system:serviceaccount:operators:pgo"
 
-// auditPolicy records every write to PostgresClusters, whoever makes it,
-// and every request PGO's ServiceAccount makes, at Metadata level.
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived", "ResponseStarted"]
-rules:
-- level: Metadata
-  users: ["` + pgoUser + `"]
-- level: Metadata
-  resources: [{group: postgres-operator.crunchydata.com, resources: ["postgresclusters", "postgresclusters/status"]}]
-  verbs: ["create", "update", "patch", "delete"]
-- level: None
-`
+// auditRules log every write to PostgresClusters, whoever makes it, and
+// every request PGO's ServiceAccount makes.
+var auditRules = []auditlog.Rule{
+	{Users: []string{pgoUser}},
+	{Verbs: auditlog.WriteVerbs, Resources: []auditlog.GroupResources{
+		{Group: "postgres-operator.crunchydata.com", Resources: []string{"postgresclusters", "postgresclusters/status"}},
+	}},
+}
 
 // checkAudit reads the API server's audit log of the whole run: every
 // write of a PostgresCluster's status came from PGO's own ServiceAccount,

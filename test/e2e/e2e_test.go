@@ -68,7 +68,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(auditDir)
-	audit, auditArgs, err := auditlog.Enable(auditDir, auditPolicy)
+	audit, auditArgs, err := auditlog.Enable(auditDir, auditRules...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
