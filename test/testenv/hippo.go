@@ -2,7 +2,8 @@ package testenv
 
 // HippoPostgresCluster is the PostgresCluster of the user document
 // (../shared/seed): PostgreSQL 16, one instance set with a 1Gi ReadWriteOnce
-// data volume and a 1Gi pgBackRest repo1 volume. Suites set its namespace.
+// data volume (one replica, PGO's default, written out as pgstack renders it)
+// and a 1Gi pgBackRest repo1 volume. Suites set its namespace.
 const HippoPostgresCluster = `
 apiVersion: postgres-operator.crunchydata.com/v1beta1
 kind: PostgresCluster
@@ -12,6 +13,7 @@ spec:
   postgresVersion: 16
   instances:
   - name: instance1
+    replicas: 1
     dataVolumeClaimSpec:
       accessModes: [ReadWriteOnce]
       resources:
