@@ -34,10 +34,12 @@ KUBE_LDFLAGS := $(TOOL_LDFLAGS) -X k8s.io/component-base/version.gitVersion=$(KU
 	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
 	-X k8s.io/component-base/version.gitTreeState=clean
 # The environment of those builds: the compiler collects garbage less often
-# (memory is cheaper than a cold build's CPU; GOMEMLIMIT caps each compile),
-# and cgo's C (opm's sqlite, PGO's pg_query parser) is compiled unoptimised:
-# nothing here exercises it hard. Only these builds see it, never the suites.
-TOOL_BUILD_ENV := GOGC=400 GOMEMLIMIT=3GiB CGO_CFLAGS=-O0
+# (memory is cheaper than a cold build's CPU; GOMEMLIMIT caps each compile).
+# Nothing that enters Go's build cache keys changes (flags, CGO_CFLAGS), so
+# packages hack/kube shares with pgstack's own build (k8s.io/api,
+# apimachinery, client-go at the same versions: keep them aligned) are
+# compiled once. Only these builds see it, never the suites.
+TOOL_BUILD_ENV := GOGC=400 GOMEMLIMIT=3GiB
 
 # Tests find the API server and etcd here (controller-runtime's envtest reads it).
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
@@ -276,7 +278,7 @@ $(PGO): hack/pgo/addresses.go
 $(KWOK_STAGES):
 	@mkdir -p $(KWOK_ASSETS)
 	@echo ">> collecting kwok $(KWOK_VERSION)'s fast node/pod stages"
-	dir=$$(cd hack/olm && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && \
+	dir=$$(cd hack/olm && go mod download -json sigs.k8s.io/kwok | sed -n 's|^[[:space:]]*"Dir": "\(.*\)",$$|\1|p') && test -d "$$dir" && \
 	for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
 		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do \
 		echo "---"; cat "$$dir/kustomize/stage/$$f"; \
