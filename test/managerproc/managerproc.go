@@ -121,6 +121,14 @@ func (p *Process) Restart() error {
 	return p.start()
 }
 
+// Resume starts the manager again after Kill or Stop, as a new process.
+func (p *Process) Resume() error {
+	if pid := p.PID(); pid != 0 {
+		return fmt.Errorf("resume the manager: it still runs as pid %d", pid)
+	}
+	return p.start()
+}
+
 // Stop ends the manager gracefully (SIGTERM, then SIGKILL after 10 s).
 func (p *Process) Stop() {
 	p.mu.Lock()
@@ -230,6 +238,18 @@ func (p *Process) Sum(ctx context.Context, name string, match map[string]string)
 		}
 	}
 	return total, nil
+}
+
+// Leading reports whether the running manager holds the named
+// leader-election Lease, by controller-runtime's
+// leader_election_master_status gauge (1 while it leads; absent or 0 while
+// it waits).
+func (p *Process) Leading(ctx context.Context, lease string) (bool, error) {
+	status, err := p.Sum(ctx, "leader_election_master_status", map[string]string{"name": lease})
+	if err != nil {
+		return false, err
+	}
+	return status == 1, nil
 }
 
 // PeakRSSMiB is the running manager's peak resident set (VmHWM), in MiB.

@@ -48,6 +48,9 @@ var (
 	guard     *invariants
 	random    *randomPoints
 	counts    tally
+	// managerBinary is the manager the suite built, for tests that run
+	// managers of their own (TestLeaderFailover).
+	managerBinary string
 )
 
 // tally counts what the suite did, for the note.
@@ -58,6 +61,7 @@ type tally struct {
 	olmRestarts       int
 	clusterBadInputs  int
 	conflictingWrites int
+	leaderKills       int
 }
 
 func (c *tally) add(field *int, n int) {
@@ -74,8 +78,8 @@ func (c *tally) String() string {
 		restarts = manager.Starts() - 1
 	}
 	return fmt.Sprintf("kill points (SIGKILL of the manager): %d; manager restarts: %d; kube-apiserver restarts: %d; OLM operator restarts: %d; "+
-		"cluster-level bad inputs: %d; conflicting writes: %d",
-		c.killPoints, restarts, c.apiServerRestarts, c.olmRestarts, c.clusterBadInputs, c.conflictingWrites)
+		"cluster-level bad inputs: %d; conflicting writes: %d; leader failovers (SIGKILL of the leading manager of two): %d",
+		c.killPoints, restarts, c.apiServerRestarts, c.olmRestarts, c.clusterBadInputs, c.conflictingWrites, c.leaderKills)
 }
 
 // logCounts reports the counts so far in the test's own output.
@@ -124,7 +128,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	binary, err := managerproc.Build(binDir)
+	managerBinary, err = managerproc.Build(binDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -155,7 +159,7 @@ func run(m *testing.M) int {
 	}
 	guard = watchInvariants(ctx, k8s)
 
-	manager, err = managerproc.Start(managerproc.Options{Binary: binary, Kubeconfig: lc.Kubeconfig,
+	manager, err = managerproc.Start(managerproc.Options{Binary: managerBinary, Kubeconfig: lc.Kubeconfig,
 		LogPath: filepath.Join(lc.Dir, "logs", "pgstack-manager.log")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
