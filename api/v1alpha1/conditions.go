@@ -92,3 +92,28 @@ const (
 	ReasonInvalidDataSource           = "InvalidDataSource"
 	ReasonRestoreFailed               = "PGBackRestRestoreFailed"
 )
+
+// UpgradeApproved's reasons: the install-plan policy's verdict on a plan
+// (internal/policy decides; it gives these).
+const (
+	ReasonAllowed                  = "Allowed"
+	ReasonNotAwaitingApproval      = "NotAwaitingApproval"
+	ReasonManualApprovalRequired   = "ManualApprovalRequired"
+	ReasonOutsideVersionRange      = "OutsideVersionRange"
+	ReasonOutsideMaintenanceWindow = "OutsideMaintenanceWindow"
+	ReasonForeignCSV               = "PlanCarriesForeignCSV"
+	ReasonUnknownVersion           = "UnknownVersion"
+)
+
+// Event reasons: what pgstack did, as `kubectl describe` lists it. A
+// condition's transition is recorded with the condition's own reason.
+const (
+	EventOperatorGroupCreated    = "OperatorGroupCreated"
+	EventSubscriptionCreated     = "SubscriptionCreated"
+	EventSubscriptionAdopted     = "SubscriptionAdopted"
+	EventInstallPlanApproved     = "InstallPlanApproved"
+	EventPostgresClusterCreated  = "PostgresClusterCreated"
+	EventPostgresClusterDeleting = "PostgresClusterDeleting"
+	EventPostgresClusterRetained = "PostgresClusterRetained"
+	EventOperatorRemoved         = "OperatorRemoved"
+)

@@ -34,15 +34,16 @@ const (
 	NotApplicable Verdict = "NotApplicable"
 )
 
-// Reasons a decision gives; they become condition reasons.
+// Reasons a decision gives; they become UpgradeApproved's reasons, kept with
+// the other condition reasons in the API package.
 const (
-	ReasonAllowed                  = "Allowed"
-	ReasonNotAwaitingApproval      = "NotAwaitingApproval"
-	ReasonManualApprovalRequired   = "ManualApprovalRequired"
-	ReasonOutsideVersionRange      = "OutsideVersionRange"
-	ReasonOutsideMaintenanceWindow = "OutsideMaintenanceWindow"
-	ReasonForeignCSV               = "PlanCarriesForeignCSV"
-	ReasonUnknownVersion           = "UnknownVersion"
+	ReasonAllowed                  = platformv1alpha1.ReasonAllowed
+	ReasonNotAwaitingApproval      = platformv1alpha1.ReasonNotAwaitingApproval
+	ReasonManualApprovalRequired   = platformv1alpha1.ReasonManualApprovalRequired
+	ReasonOutsideVersionRange      = platformv1alpha1.ReasonOutsideVersionRange
+	ReasonOutsideMaintenanceWindow = platformv1alpha1.ReasonOutsideMaintenanceWindow
+	ReasonForeignCSV               = platformv1alpha1.ReasonForeignCSV
+	ReasonUnknownVersion           = platformv1alpha1.ReasonUnknownVersion
 )
 
 // StackPolicy is one stack's say over the operator it shares with others.
