@@ -22,6 +22,9 @@ type Problem struct {
 
 // Operator is what was observed of the OLM install.
 type Operator struct {
+	// Observed: this reconcile looked at the install. A deleting stack does
+	// not; it keeps what it last reported rather than unsaying it.
+	Observed bool
 	// Problem stops the install until a person acts (OLM missing, a conflict,
 	// two OperatorGroups, an invalid policy).
 	Problem *Problem
@@ -41,9 +44,11 @@ type Operator struct {
 	CSVPhase   string
 	CSVReason  string
 	CSVMessage string
-	// Plan and PlanPhase describe the InstallPlan the Subscription points at.
-	Plan      string
-	PlanPhase string
+	// Plan and PlanPhase describe the InstallPlan the Subscription points at
+	// (PlanPhase as OLM reports it); PlanApproved: this reconcile approved it.
+	Plan         string
+	PlanPhase    string
+	PlanApproved bool
 	// Decision is the policy's verdict on that plan, when it waits for approval.
 	Decision *policy.Decision
 }
@@ -109,6 +114,13 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	// An upgrade that waits or is refused never stalls a running stack: the
 	// policy is doing its job, and UpgradeApproved says so.
 	upgrade := upgradeCondition(o.Operator)
+	if o.Deleting && !o.Operator.Observed {
+		// Deletion looks at the PostgresCluster only: what was known of the
+		// operator stays as it was, and Ready and Reconciling say what
+		// deletion is doing.
+		s.Operator = previous.Operator
+		operator, upgrade, operatorStalled = kept(previous, operator), kept(previous, upgrade), false
+	}
 	cluster, clusterStalled := clusterCondition(o.Cluster, operator)
 	components := []metav1.Condition{operator, upgrade, cluster}
 
@@ -162,6 +174,15 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	return s
 }
 
+// kept is the previous condition of computed's type, or computed when there
+// was none.
+func kept(previous platformv1alpha1.PostgresStackStatus, computed metav1.Condition) metav1.Condition {
+	if c := meta.FindStatusCondition(previous.Conditions, computed.Type); c != nil {
+		return *c
+	}
+	return computed
+}
+
 func operatorCondition(o Operator) (metav1.Condition, bool) {
 	c := metav1.Condition{Type: platformv1alpha1.ConditionOperatorInstalled, Status: metav1.ConditionFalse}
 	set := func(reason, message string) { c.Reason, c.Message = reason, message }
@@ -192,6 +213,8 @@ func operatorCondition(o Operator) (metav1.Condition, bool) {
 		stalled = true
 	case o.CatalogUnhealthy != "":
 		set(platformv1alpha1.ReasonCatalogUnhealthy, "the catalog is unhealthy: "+o.CatalogUnhealthy)
+	case o.Plan != "" && o.PlanApproved:
+		set(platformv1alpha1.ReasonInstalling, fmt.Sprintf("install plan %s is approved; OLM installs it", o.Plan))
 	case o.Plan != "":
 		set(platformv1alpha1.ReasonInstalling, fmt.Sprintf("install plan %s is %s", o.Plan, orUnknown(o.PlanPhase)))
 	default:
