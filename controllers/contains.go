@@ -5,11 +5,11 @@ import (
 	"reflect"
 )
 
-// Contains reports whether every field set in desired has the same value in
+// containsFields reports whether every field set in desired has the same value in
 // live. Fields the API server or PGO add (defaults, status) do not count, so a
 // PostgresCluster that already holds what pgstack would apply is not written
 // again: steady state costs no API writes, and drift is still caught.
-func Contains(live, desired map[string]any) bool {
+func containsFields(live, desired map[string]any) bool {
 	return containsValue(normalize(live), normalize(desired))
 }
 

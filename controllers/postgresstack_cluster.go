@@ -76,7 +76,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		// Apply when the live object lacks what we would apply, or when its
 		// ownership disagrees with deletionPolicy (a switch to Retain must drop
 		// the owner reference at once, not at deletion).
-		if live == nil || !Contains(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
+		if live == nil || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			got, err := r.apply(ctx, desired)
 			if err != nil {
 				if apierrors.IsInvalid(err) {
@@ -87,7 +87,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				return fmt.Errorf("apply PostgresCluster %s/%s: %w", desired.GetNamespace(), desired.GetName(), err)
 			}
 			if live == nil {
-				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, "PostgresClusterCreated", "Create",
+				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, platformv1alpha1.EventPostgresClusterCreated, "Create",
 					"created PostgresCluster %s (PGO %s)", desired.GetName(), sc.obs.Operator.InstalledCSV)
 			}
 			// Judge what the API server now holds: its generation is the
@@ -188,7 +188,7 @@ func (r *PostgresStackReconciler) getPostgresCluster(ctx context.Context, stack 
 // alone. It returns the object as the API server holds it after the write.
 func (r *PostgresStackReconciler) apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	got := obj.DeepCopy()
-	if err := r.Patch(ctx, got, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := r.Patch(ctx, got, client.Apply, client.ForceOwnership); err != nil {
 		return nil, err
 	}
 	return got, nil

@@ -1,23 +1,22 @@
 // Package controllers holds the PostgresStack reconciler. Each phase has its
-// own file: _operator (OLM install and approval), _cluster (the
-// PostgresCluster), _delete (finalizer and data safety), _status (the one
-// status write), watches (what wakes a stack up).
+// own file: _operator (the OLM install), _installplan (judging and approving
+// plans), _cluster (the PostgresCluster), _delete (finalizer and data
+// safety), _status (the one status write); watches (what wakes a stack up),
+// cache (what the caches keep) and discovery (which APIs are served).
 package controllers
 
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
@@ -53,16 +52,14 @@ type PostgresStackReconciler struct {
 	// Events are read, not watched, so no event would bring the stack back.
 	PGORecheck time.Duration
 
-	controller controller.Controller
-	manager    ctrl.Manager
-	// olmReader reads OLM's objects from a cache of their own, started once
-	// OLM's API is served (nil until then); see watches.go.
-	olmReader client.Reader
-	// pgoReader reads the PostgresClusters pgstack manages (labelled
-	// app.kubernetes.io/managed-by=pgstack), once PGO's API is served.
-	pgoReader client.Reader
-	// watchedMu guards olmReader and pgoReader, set once their APIs are served.
-	watchedMu sync.Mutex
+	// WatchConfig is the REST config of the caches for OLM's and PGO's kinds;
+	// the manager's when nil (a test may make their lists fail).
+	WatchConfig *rest.Config
+
+	// olmWatch and pgoWatch start the caches of OLM's objects and of the
+	// PostgresClusters pgstack manages once their APIs are served; see
+	// watches.go.
+	olmWatch, pgoWatch *dynamicWatch
 }
 
 // scope carries what one reconcile learned, so phases do not read twice.
@@ -105,8 +102,13 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if err := r.ensureWatches(ctx); err != nil {
-		return ctrl.Result{}, err
+	// A kind not watched yet may be served by now (a CRD event or a retry
+	// brought the stack here): have a look, without waiting for it.
+	if r.olm() == nil {
+		r.olmWatch.kick()
+	}
+	if r.pgo() == nil {
+		r.pgoWatch.kick()
 	}
 
 	sc := &scope{stack: stack, obs: status.Observations{Generation: stack.Generation, Deleting: !stack.DeletionTimestamp.IsZero()}}
@@ -180,13 +182,11 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	return nil
 }
 
-// terminal marks an error that retrying cannot fix.
-func terminal(err error) error { return reconcile.TerminalError(err) }
-
 // NewReconciler wires a reconciler to mgr's client, reader and event recorder.
 func NewReconciler(mgr ctrl.Manager) *PostgresStackReconciler {
 	return &PostgresStackReconciler{
-		Client:    mgr.GetClient(),
+		// Every write pgstack makes carries its one field owner.
+		Client:    client.WithFieldOwner(mgr.GetClient(), FieldOwner),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(FieldOwner),
 	}

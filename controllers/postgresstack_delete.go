@@ -40,7 +40,7 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 					if err := r.Delete(ctx, pc, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 						return fmt.Errorf("delete PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
 					}
-					r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, "PostgresClusterDeleting", "Delete",
+					r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, platformv1alpha1.EventPostgresClusterDeleting, "Delete",
 						"deleting PostgresCluster %s as deletionPolicy Delete asks; PGO deletes its volumes", pc.GetName())
 				}
 				return nil // the PostgresCluster's deletion event brings the stack back
@@ -80,10 +80,10 @@ func (r *PostgresStackReconciler) orphan(ctx context.Context, stack *platformv1a
 	}
 	patch := client.MergeFromWithOptions(pc.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	pc.SetOwnerReferences(kept)
-	if err := r.Patch(ctx, pc, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Patch(ctx, pc, patch); err != nil {
 		return fmt.Errorf("orphan PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
 	}
-	r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, "PostgresClusterRetained", "Orphan",
+	r.Recorder.Eventf(stack, pc, corev1.EventTypeNormal, platformv1alpha1.EventPostgresClusterRetained, "Orphan",
 		"left PostgresCluster %s and its data in place (deletionPolicy Retain); delete it yourself when it is no longer needed", pc.GetName())
 	return nil
 }
@@ -123,7 +123,7 @@ func (r *PostgresStackReconciler) removeOperatorIfUnused(ctx context.Context, st
 		if err := r.Delete(ctx, sub); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 		}
-		r.Recorder.Eventf(stack, sub, corev1.EventTypeNormal, "OperatorRemoved", "Delete",
+		r.Recorder.Eventf(stack, sub, corev1.EventTypeNormal, platformv1alpha1.EventOperatorRemoved, "Delete",
 			"removed Subscription %s/%s and CSV %s: the last stack using the operator is gone (removal DeleteIfUnused); PGO's CRDs stay", sub.Namespace, sub.Name, sub.Status.InstalledCSV)
 	}
 	return nil

@@ -38,6 +38,7 @@ const DefaultOperatorGroup = "pgstack-global-operators"
 func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *scope) error {
 	op := sc.stack.Spec.Operator
 	obs := &sc.obs.Operator
+	obs.Observed = true
 	if r.olm() == nil {
 		obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonOLMNotInstalled,
 			Message: "OLM is not installed: the operators.coreos.com API (Subscription, InstallPlan, ClusterServiceVersion) is not served; install OLM and pgstack continues"}
@@ -165,7 +166,7 @@ func (r *PostgresStackReconciler) ensureOperatorGroup(ctx context.Context, stack
 		if err := r.Create(ctx, og); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("create OperatorGroup %s/%s: %w", ns, og.Name, err)
 		}
-		r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, "OperatorGroupCreated", "Create",
+		r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, platformv1alpha1.EventOperatorGroupCreated, "Create",
 			"created OperatorGroup %s/%s (all namespaces), since the install namespace had none", ns, og.Name)
 		return nil, nil
 	default:
@@ -228,14 +229,11 @@ func (r *PostgresStackReconciler) ensureSubscription(ctx context.Context, stack 
 
 // subscriptionMismatch says how a Subscription differs from what a stack asks for.
 func subscriptionMismatch(sub *operatorsv1alpha1.Subscription, op platformv1alpha1.OperatorSpec) string {
-	var diffs []string
-	if sub.Spec.Channel != op.Channel {
-		diffs = append(diffs, fmt.Sprintf("follows channel %q where this stack asks for %q", sub.Spec.Channel, op.Channel))
-	}
-	if sub.Spec.CatalogSource != op.Source || sub.Spec.CatalogSourceNamespace != op.SourceNamespace {
-		diffs = append(diffs, fmt.Sprintf("uses catalog %s/%s where this stack asks for %s/%s", sub.Spec.CatalogSourceNamespace, sub.Spec.CatalogSource, op.SourceNamespace, op.Source))
-	}
-	return strings.Join(diffs, " and ")
+	return policy.Mismatch(subscriptionSettings(sub), op)
+}
+
+func subscriptionSettings(sub *operatorsv1alpha1.Subscription) policy.SubscriptionSettings {
+	return policy.SubscriptionSettings{Channel: sub.Spec.Channel, Source: sub.Spec.CatalogSource, SourceNamespace: sub.Spec.CatalogSourceNamespace}
 }
 
 func (r *PostgresStackReconciler) subscriptionsFor(ctx context.Context, namespace, pkg string) ([]*operatorsv1alpha1.Subscription, error) {
@@ -261,10 +259,8 @@ func (r *PostgresStackReconciler) createSubscription(ctx context.Context, stack 
 	if err != nil {
 		return nil, nil, err
 	}
-	settings := stack.Spec.Operator
-	if len(users) > 0 {
-		settings = users[0].Spec.Operator
-	}
+	seed := policy.Seed(users, stack)
+	settings := seed.Spec.Operator
 	sub := &operatorsv1alpha1.Subscription{
 		ObjectMeta: metav1.ObjectMeta{Name: settings.Package, Namespace: settings.Namespace,
 			Labels: map[string]string{ManagedLabel: ManagedValue}},
@@ -280,11 +276,11 @@ func (r *PostgresStackReconciler) createSubscription(ctx context.Context, stack 
 		// AlreadyExists too: another stack or a person was first, and the retry adopts theirs.
 		return nil, nil, fmt.Errorf("create Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 	}
-	r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, "SubscriptionCreated", "Create",
+	r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, platformv1alpha1.EventSubscriptionCreated, "Create",
 		"created Subscription %s/%s for package %s, channel %s, with Manual approval so pgstack's policy decides", sub.Namespace, sub.Name, settings.Package, settings.Channel)
 	if settings != stack.Spec.Operator && subscriptionMismatch(sub, stack.Spec.Operator) != "" {
 		return nil, &status.Problem{Reason: platformv1alpha1.ReasonSubscriptionConflict,
-			Message: fmt.Sprintf("Subscription %s/%s follows stack %s/%s's settings: %s", sub.Namespace, sub.Name, users[0].Namespace, users[0].Name, subscriptionMismatch(sub, stack.Spec.Operator))}, nil
+			Message: fmt.Sprintf("Subscription %s/%s follows stack %s/%s's settings: %s", sub.Namespace, sub.Name, seed.Namespace, seed.Name, subscriptionMismatch(sub, stack.Spec.Operator))}, nil
 	}
 	return sub, nil, nil
 }
@@ -307,7 +303,7 @@ func (r *PostgresStackReconciler) adoptSubscription(ctx context.Context, stack *
 	if err := r.Patch(ctx, sub, patch); err != nil {
 		return fmt.Errorf("adopt Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 	}
-	r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, "SubscriptionAdopted", "Adopt",
+	r.Recorder.Eventf(stack, nil, corev1.EventTypeNormal, platformv1alpha1.EventSubscriptionAdopted, "Adopt",
 		"adopted Subscription %s/%s: installPlanApproval %s -> Manual, so pgstack's policy approves its InstallPlans", sub.Namespace, sub.Name, orNone(string(previous)))
 	logf.FromContext(ctx).Info("adopted Subscription", "subscription", client.ObjectKeyFromObject(sub), "previousApproval", previous)
 	return nil
@@ -325,119 +321,8 @@ func (r *PostgresStackReconciler) stacksUsing(ctx context.Context, namespace, pk
 			out = append(out, s)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
+	policy.OldestFirst(out)
 	return out, nil
-}
-
-// reconcileInstallPlan judges the plan the Subscription points at and
-// approves it when every stack's policy allows every CSV in it.
-func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *scope, sub *operatorsv1alpha1.Subscription) error {
-	obs := &sc.obs.Operator
-	ref := sub.Status.InstallPlanRef
-	plan := &operatorsv1alpha1.InstallPlan{}
-	if err := r.olm().Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, plan); err != nil {
-		if apierrors.IsNotFound(err) {
-			obs.PlanPhase = ""
-			return nil
-		}
-		return fmt.Errorf("get install plan %s/%s: %w", sub.Namespace, ref.Name, err)
-	}
-	obs.PlanPhase = string(plan.Status.Phase)
-	if plan.Spec.Approved || plan.Status.Phase != operatorsv1alpha1.InstallPlanPhaseRequiresApproval {
-		return nil
-	}
-	facts, err := r.planFacts(ctx, sc.stack, sub, plan)
-	if err != nil {
-		return err
-	}
-	decision := policy.Decide(facts)
-	obs.Decision = &decision
-	logf.FromContext(ctx).V(1).Info("judged install plan", "installPlan", plan.Name, "csvs", plan.Spec.ClusterServiceVersionNames,
-		"verdict", decision.Verdict, "reason", decision.Reason, "stacks", policy.Describe(facts.Policies))
-	switch decision.Verdict {
-	case policy.Approve:
-		approved, err := r.approve(ctx, sc.stack, plan, decision)
-		if err != nil {
-			return err
-		}
-		if approved {
-			obs.PlanPhase = "approved, OLM installs it"
-		}
-	case policy.Wait:
-		if !decision.RetryAt.IsZero() {
-			sc.requeueAt(decision.RetryAt, facts.Now)
-		}
-	}
-	return nil
-}
-
-func (r *PostgresStackReconciler) planFacts(ctx context.Context, stack *platformv1alpha1.PostgresStack, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan) (policy.Facts, error) {
-	users, err := r.stacksUsing(ctx, sub.Namespace, sub.Spec.Package)
-	if err != nil {
-		return policy.Facts{}, err
-	}
-	facts := policy.Facts{
-		Plan: policy.Plan{Name: plan.Name, Phase: string(plan.Status.Phase), Approved: plan.Spec.Approved,
-			CSVNames: plan.Spec.ClusterServiceVersionNames},
-		OurCSV:             sub.Status.CurrentCSV,
-		InstalledCSV:       sub.Status.InstalledCSV,
-		NeighbourAutomatic: map[string]bool{},
-		Now:                r.now(),
-	}
-	// Every stack the Subscription serves has a say; a conflicting stack does not.
-	for _, s := range users {
-		if subscriptionMismatch(sub, s.Spec.Operator) == "" {
-			facts.Policies = append(facts.Policies, stackPolicy(&s))
-		}
-	}
-	if len(facts.Policies) == 0 {
-		facts.Policies = []policy.StackPolicy{stackPolicy(stack)}
-	}
-	neighbours := &operatorsv1alpha1.SubscriptionList{}
-	if err := r.olm().List(ctx, neighbours, client.InNamespace(sub.Namespace)); err != nil {
-		return policy.Facts{}, fmt.Errorf("list Subscriptions in %s: %w", sub.Namespace, err)
-	}
-	for _, n := range neighbours.Items {
-		if n.Name == sub.Name || n.Spec == nil || n.Status.CurrentCSV == "" {
-			continue
-		}
-		facts.NeighbourAutomatic[n.Status.CurrentCSV] = n.Spec.InstallPlanApproval != operatorsv1alpha1.ApprovalManual
-	}
-	return facts, nil
-}
-
-func stackPolicy(s *platformv1alpha1.PostgresStack) policy.StackPolicy {
-	return policy.StackPolicy{Stack: s.Namespace + "/" + s.Name, Approval: s.Spec.Operator.Approval,
-		Versions: s.Spec.Operator.Versions, MaintenanceWindow: s.Spec.Operator.MaintenanceWindow}
-}
-
-// approve sets spec.approved on the plan, with a resourceVersion precondition:
-// if OLM replaced or changed the plan since it was judged, the write fails and
-// the plan is judged again.
-func (r *PostgresStackReconciler) approve(ctx context.Context, stack *platformv1alpha1.PostgresStack, plan *operatorsv1alpha1.InstallPlan, decision policy.Decision) (bool, error) {
-	patch := client.MergeFromWithOptions(plan.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	plan.Spec.Approved = true
-	if err := r.Patch(ctx, plan, patch, client.FieldOwner(FieldOwner)); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			// The plan changed since it was judged (OLM moved it on, or another
-			// stack sharing it approved it first): its own event brings every
-			// stack back to judge what it is now. Nothing is approved blindly.
-			logf.FromContext(ctx).V(1).Info("install plan changed before approval; judging it again on its next event", "installPlan", plan.Name)
-			return false, nil
-		}
-		return false, fmt.Errorf("approve install plan %s: %w", plan.Name, err)
-	}
-	approvals.WithLabelValues(string(policy.Approve)).Inc()
-	r.Recorder.Eventf(stack, plan, corev1.EventTypeNormal, "InstallPlanApproved", "Approve",
-		"approved install plan %s/%s for %s: %s", plan.Namespace, plan.Name, strings.Join(plan.Spec.ClusterServiceVersionNames, ", "), decision.Message)
-	logf.FromContext(ctx).Info("approved install plan", "installPlan", client.ObjectKeyFromObject(plan), "csvs", plan.Spec.ClusterServiceVersionNames)
-	return true, nil
 }
 
 func orNone(s string) string {

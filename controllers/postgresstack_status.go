@@ -6,7 +6,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
-	"github.com/pgstack/pgstack/internal/policy"
 )
 
 // eventedConditions are the conditions whose transitions a person wants in
@@ -55,13 +54,6 @@ func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.Post
 			// Waiting starts or ends (or waits for another reason); the first True is no news.
 			if (was == nil && now.Status == metav1.ConditionTrue) || (!reasonChanged || (!statusChanged && now.Status == metav1.ConditionTrue)) {
 				continue
-			}
-			if now.Status == metav1.ConditionFalse {
-				verdict := policy.Wait
-				if now.Reason == policy.ReasonOutsideVersionRange || now.Reason == policy.ReasonForeignCSV || now.Reason == policy.ReasonUnknownVersion {
-					verdict = policy.Refuse
-				}
-				approvals.WithLabelValues(string(verdict)).Inc()
 			}
 		case platformv1alpha1.ConditionReady:
 			// Becoming Ready, or losing it; not every step of getting there.

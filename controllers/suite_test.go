@@ -1,7 +1,7 @@
 package controllers_test
 
 // The controller suite runs the manager against a real kube-apiserver and
-// etcd (internal/testenv) with OLM's and PGO's real CRDs. No OLM operator runs
+// etcd (test/testenv) with OLM's and PGO's real CRDs. No OLM operator runs
 // here: the test moves Subscription, InstallPlan and CSV status the way OLM
 // does, so that each policy decision can be driven exactly. The same flows on
 // the full local cluster with OLM's own operators live in test/e2e.
@@ -69,7 +69,7 @@ func zapLevel() zapcore.Level {
 }
 
 // startManager runs pgstack's manager against e until ctx ends.
-func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error {
+func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup, configure ...func(*controllers.PostgresStackReconciler)) error {
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 e.Scheme,
 		Cache:                  controllers.CacheOptions(),
@@ -87,6 +87,9 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error
 	// the manager read PGO's Events without poking the stack.
 	r.PGORecheck = time.Second
 	r.Client = statusLog{Client: r.Client}
+	for _, c := range configure {
+		c(r)
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}

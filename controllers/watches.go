@@ -2,18 +2,16 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/selection"
-	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -34,88 +32,9 @@ import (
 // event on an OLM object finds the stacks it concerns without a full scan.
 const indexOperatorNamespace = "spec.operator.namespace"
 
-var olmSubscriptionGK = schema.GroupKind{Group: operatorsv1alpha1.GroupName, Kind: operatorsv1alpha1.SubscriptionKind}
-
-// The CRDs whose arrival lets a stalled stack go on.
-var watchedCRDs = map[string]bool{
-	"subscriptions.operators.coreos.com":          true,
-	"installplans.operators.coreos.com":           true,
-	"clusterserviceversions.operators.coreos.com": true,
-	"operatorgroups.operators.coreos.com":         true,
-	pgo.PostgresClusterCRD:                        true,
-}
-
-// CacheOptions are the manager's cache options: managed fields are dropped
-// from everything cached.
-func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
-}
-
-// olmCacheOptions keep memory flat as namespaces grow: copied CSVs (one per
-// namespace under an AllNamespaces OperatorGroup) never enter the cache, and
-// InstallPlans are cached without the manifests they carry (PGO's CRD alone
-// is 1.4 MB). OLM's kinds live in a cache of their own because a label
-// selector per kind needs the kind served when the cache is made, and OLM
-// may be installed after pgstack.
-func olmCacheOptions(mgr ctrl.Manager) cache.Options {
-	notCopied, err := labels.NewRequirement(operatorsv1alpha1.CopiedLabelKey, selection.DoesNotExist, nil)
-	if err != nil {
-		panic(err)
-	}
-	return cache.Options{
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&operatorsv1alpha1.ClusterServiceVersion{}: {
-				Label:     labels.NewSelector().Add(*notCopied),
-				Transform: stripCSV,
-			},
-			&operatorsv1alpha1.InstallPlan{}: {Transform: stripInstallPlan},
-		},
-	}
-}
-
-// stripInstallPlan keeps what approval needs: spec, phase, conditions.
-func stripInstallPlan(obj any) (any, error) {
-	if ip, ok := obj.(*operatorsv1alpha1.InstallPlan); ok {
-		ip.ManagedFields = nil
-		ip.Status.Plan = nil
-		ip.Status.BundleLookups = nil
-		ip.Status.AttenuatedServiceAccountRef = nil
-	}
-	return obj, nil
-}
-
-// stripCSV keeps a CSV's identity, its status and its Deployments'
-// containers' names and env (PGO's RELATED_IMAGE_* defaults, which the image
-// check reads); the rest of its spec (permissions, descriptions, icons,
-// pod templates) is not read.
-func stripCSV(obj any) (any, error) {
-	if csv, ok := obj.(*operatorsv1alpha1.ClusterServiceVersion); ok {
-		csv.ManagedFields = nil
-		var deployments []operatorsv1alpha1.StrategyDeploymentSpec
-		for _, d := range csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs {
-			kept := operatorsv1alpha1.StrategyDeploymentSpec{Name: d.Name}
-			for _, c := range d.Spec.Template.Spec.Containers {
-				kept.Spec.Template.Spec.Containers = append(kept.Spec.Template.Spec.Containers,
-					corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom})
-			}
-			deployments = append(deployments, kept)
-		}
-		csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{Version: csv.Spec.Version, Replaces: csv.Spec.Replaces,
-			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: csv.Spec.InstallStrategy.StrategyName,
-				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: deployments}}}
-		csv.Annotations = nil
-	}
-	return obj, nil
-}
-
-var _ toolscache.TransformFunc = stripInstallPlan
-
 // SetupWithManager registers the reconciler, its index and its watches. OLM's
 // and PGO's kinds are watched as soon as their APIs are served, which may be
-// after the manager starts.
+// after the manager starts (dynamicWatch).
 func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &platformv1alpha1.PostgresStack{}, indexOperatorNamespace,
 		func(o client.Object) []string {
@@ -123,21 +42,39 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	r.manager = mgr
+	// A dynamic watch's cache, once synced, wakes every stack through here:
+	// the stacks that waited on its kind were only retried with backoff.
+	synced := make(chan event.GenericEvent, 2)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Status writes (our own) do not wake a stack; spec changes, deletion
 		// and annotations (a person asking for a look now) do.
 		For(&platformv1alpha1.PostgresStack{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted{}))).
+		// A stack that leaves, or changes operator, takes its vote on shared
+		// InstallPlans with it: the others are judged again at once.
+		Watches(&platformv1alpha1.PostgresStack{}, r.neighbourEvents()).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return watchedCRDs[o.GetName()] }))).
+		WatchesRawSource(source.Channel(synced, handler.EnqueueRequestsFromMapFunc(r.allStacks))).
 		Named("postgresstack").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
 		return err
 	}
-	r.controller = c
+	config := mgr.GetConfig()
+	if r.WatchConfig != nil {
+		config = r.WatchConfig
+	}
+	r.olmWatch = newDynamicWatch("OLM's Subscriptions, InstallPlans, CSVs, OperatorGroups and CatalogSources", mgr, c, synced,
+		olmServed, func() (cache.Cache, error) { return cache.New(config, olmCacheOptions(mgr)) }, r.olmSources)
+	r.pgoWatch = newDynamicWatch("the PostgresClusters pgstack manages", mgr, c, synced,
+		pgoServed, func() (cache.Cache, error) { return cache.New(config, pgoCacheOptions(mgr)) }, r.pgoSources)
+	for _, w := range []*dynamicWatch{r.olmWatch, r.pgoWatch} {
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("add dynamic watch of %s: %w", w.name, err)
+		}
+	}
 	return nil
 }
 
@@ -148,91 +85,182 @@ func (deletionStarted) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
 }
 
-// ensureWatches starts the watches on OLM's and PGO's kinds once their APIs
-// are served.
-func (r *PostgresStackReconciler) ensureWatches(ctx context.Context) error {
-	r.watchedMu.Lock()
-	defer r.watchedMu.Unlock()
-	if r.controller == nil {
+// olmSources are the watches on OLM's kinds, from OLM's cache.
+func (r *PostgresStackReconciler) olmSources(olmCache cache.Cache) []source.Source {
+	toStacks := handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)
+	var sources []source.Source
+	for _, obj := range []client.Object{&operatorsv1alpha1.Subscription{}, &operatorsv1alpha1.InstallPlan{},
+		&operatorsv1alpha1.ClusterServiceVersion{}, &operatorsv1.OperatorGroup{}} {
+		sources = append(sources, source.Kind(olmCache, obj, toStacks))
+	}
+	// A first install waits on its catalog; wake the stacks that name it
+	// when it appears, goes, or its connection changes state (OLM writes
+	// CatalogSource status often; nothing else in it matters here).
+	return append(sources, source.Kind[client.Object](olmCache, &operatorsv1alpha1.CatalogSource{},
+		handler.EnqueueRequestsFromMapFunc(r.stacksUsingCatalog), catalogStateChanged{}))
+}
+
+// pgoSources is the watch on the managed PostgresClusters.
+func (r *PostgresStackReconciler) pgoSources(pgoCache cache.Cache) []source.Source {
+	return []source.Source{source.Kind[client.Object](pgoCache, pgo.NewPostgresCluster(), handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))}
+}
+
+// dynamicWatch starts the cache and watches of kinds whose API may be served
+// only after the manager started (OLM's, PGO's). It runs beside the
+// controller: a reconcile only kicks it and never waits on it; the cache is
+// made and its watches registered once; and a cache that does not sync (its
+// informer retries a failing list with backoff) holds up only the stacks that
+// need its kind, which are retried as pending meanwhile.
+type dynamicWatch struct {
+	name     string
+	mapper   meta.RESTMapper
+	served   func(meta.RESTMapper) bool
+	newCache func() (cache.Cache, error)
+	sources  func(cache.Cache) []source.Source
+	mgr      ctrl.Manager
+	ctrl     controller.Controller
+	synced   chan<- event.GenericEvent
+	kicks    chan struct{}
+
+	mu     sync.Mutex
+	reader client.Reader
+}
+
+func newDynamicWatch(name string, mgr ctrl.Manager, c controller.Controller, synced chan<- event.GenericEvent,
+	served func(meta.RESTMapper) bool, newCache func() (cache.Cache, error), sources func(cache.Cache) []source.Source) *dynamicWatch {
+	w := &dynamicWatch{name: name, mapper: mgr.GetRESTMapper(), served: served, newCache: newCache, sources: sources,
+		mgr: mgr, ctrl: c, synced: synced, kicks: make(chan struct{}, 1)}
+	w.kick() // look once at start
+	return w
+}
+
+// discoveryRechecks is how many seconds after a kick an API not served yet
+// is looked for again.
+const discoveryRechecks = 30
+
+// kick asks for a look at discovery, without waiting for it.
+func (w *dynamicWatch) kick() {
+	if w == nil {
+		return
+	}
+	select {
+	case w.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// Reader reads the kind's cache; nil until it has synced.
+func (w *dynamicWatch) Reader() client.Reader {
+	if w == nil {
 		return nil
 	}
-	log := logf.FromContext(ctx)
-	if r.olmReader == nil && r.olmServed() {
-		olmCache, err := cache.New(r.manager.GetConfig(), olmCacheOptions(r.manager))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reader
+}
+
+// Start waits for kicks until the kind is served, then makes its cache and
+// registers its watches (once), waits for the cache to sync and publishes
+// its reader. It runs on the leader, as the controller does.
+func (w *dynamicWatch) Start(ctx context.Context) error {
+	log := ctrl.Log.WithName("watches").WithValues("kinds", w.name)
+	var started cache.Cache
+	// A kick says the API may be served now; discovery follows a CRD by a
+	// moment, so an unserved API is looked at again every second for a
+	// while, rather than when the kicking stack's backoff next runs out.
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	rechecks := 0
+	for started == nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.kicks:
+			rechecks = discoveryRechecks
+		case <-recheck.C:
+			if rechecks == 0 {
+				continue
+			}
+			rechecks--
+		}
+		if !w.served(w.mapper) {
+			continue
+		}
+		c, err := w.newCache()
 		if err != nil {
-			return fmt.Errorf("create OLM cache: %w", err)
+			// Nothing is registered yet: the next kick tries again.
+			log.Error(err, "create cache")
+			continue
 		}
-		if err := r.manager.Add(olmCache); err != nil {
-			return fmt.Errorf("start OLM cache: %w", err)
+		if err := w.mgr.Add(c); err != nil {
+			return fmt.Errorf("start cache of %s: %w", w.name, err)
 		}
-		toStacks := handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)
-		for _, obj := range []client.Object{&operatorsv1alpha1.Subscription{}, &operatorsv1alpha1.InstallPlan{},
-			&operatorsv1alpha1.ClusterServiceVersion{}, &operatorsv1.OperatorGroup{}} {
-			if err := r.controller.Watch(source.Kind(olmCache, obj, toStacks)); err != nil {
-				return fmt.Errorf("watch OLM kind %T: %w", obj, err)
+		for _, src := range w.sources(c) {
+			if err := w.ctrl.Watch(src); err != nil {
+				return fmt.Errorf("watch %s: %w", w.name, err)
 			}
 		}
-		// A first install waits on its catalog; wake the stacks that name it
-		// when it appears, goes, or its connection changes state (OLM writes
-		// CatalogSource status often; nothing else in it matters here).
-		if err := r.controller.Watch(source.Kind[client.Object](olmCache, &operatorsv1alpha1.CatalogSource{},
-			handler.EnqueueRequestsFromMapFunc(r.stacksUsingCatalog), catalogStateChanged{})); err != nil {
-			return fmt.Errorf("watch CatalogSources: %w", err)
-		}
-		if !olmCache.WaitForCacheSync(ctx) {
-			return fmt.Errorf("OLM cache did not sync")
-		}
-		r.olmReader = olmCache
-		log.Info("watching OLM's Subscriptions, InstallPlans, CSVs and OperatorGroups")
+		started = c
 	}
-	if r.pgoReader == nil && r.pgoServed() {
-		// Only the PostgresClusters pgstack manages are cached: a cluster with
-		// many PostgresClusters of its own costs the manager no memory.
-		managed := labels.SelectorFromSet(labels.Set{ManagedLabel: ManagedValue})
-		pgoCache, err := cache.New(r.manager.GetConfig(), cache.Options{
-			Scheme: r.manager.GetScheme(), Mapper: r.manager.GetRESTMapper(),
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}},
-		})
-		if err != nil {
-			return fmt.Errorf("create PostgresCluster cache: %w", err)
-		}
-		if err := r.manager.Add(pgoCache); err != nil {
-			return fmt.Errorf("start PostgresCluster cache: %w", err)
-		}
-		if err := r.controller.Watch(source.Kind[client.Object](pgoCache, pgo.NewPostgresCluster(), handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))); err != nil {
-			return fmt.Errorf("watch PostgresClusters: %w", err)
-		}
-		if !pgoCache.WaitForCacheSync(ctx) {
-			return fmt.Errorf("PostgresCluster cache did not sync")
-		}
-		r.pgoReader = pgoCache
-		log.Info("watching the PostgresClusters pgstack manages")
+	log.Info("waiting for the cache to sync")
+	if !started.WaitForCacheSync(ctx) {
+		return nil // stopping
+	}
+	w.mu.Lock()
+	w.reader = started
+	w.mu.Unlock()
+	log.Info("watching")
+	select {
+	case w.synced <- event.GenericEvent{Object: &platformv1alpha1.PostgresStack{}}:
+	case <-ctx.Done():
 	}
 	return nil
 }
 
-// apiPending reports whether a CRD exists that its API server does not serve
-// yet: discovery follows a CRD's Established condition by a moment, and no
-// further CRD event comes to say it caught up, so the caller looks again soon.
-func (r *PostgresStackReconciler) apiPending(ctx context.Context, crd string) bool {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-	return r.Get(ctx, client.ObjectKey{Name: crd}, meta) == nil
+// neighbourEvents wakes the stacks that share an operator (install namespace
+// and package) with a stack that is deleted, starts deleting, or changes
+// spec.operator: every stack the Subscription serves has a say on its
+// InstallPlans, so a plan only the leaving stack held back must be judged
+// again now, not on some unrelated event. It works from the event's own
+// object, since a stack without a finalizer is gone before any reconcile.
+func (r *PostgresStackReconciler) neighbourEvents() handler.EventHandler {
+	return handler.Funcs{
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			before, ok1 := e.ObjectOld.(*platformv1alpha1.PostgresStack)
+			after, ok2 := e.ObjectNew.(*platformv1alpha1.PostgresStack)
+			if !ok1 || !ok2 {
+				return
+			}
+			leaving := before.DeletionTimestamp.IsZero() && !after.DeletionTimestamp.IsZero()
+			moved := !equality.Semantic.DeepEqual(before.Spec.Operator, after.Spec.Operator)
+			if leaving || moved {
+				r.wakeNeighbours(ctx, q, before)
+			}
+			if moved {
+				r.wakeNeighbours(ctx, q, after)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if stack, ok := e.Object.(*platformv1alpha1.PostgresStack); ok {
+				r.wakeNeighbours(ctx, q, stack)
+			}
+		},
+	}
 }
 
-// errAPIPending is transient: the stack is retried with backoff until
-// discovery serves the CRD's API.
-var errAPIPending = errors.New("a CRD exists whose API is not served yet; retrying")
-
-func (r *PostgresStackReconciler) olmServed() bool {
-	_, err := r.RESTMapper().RESTMapping(olmSubscriptionGK, operatorsv1alpha1.SchemeGroupVersion.Version)
-	return err == nil
-}
-
-func (r *PostgresStackReconciler) pgoServed() bool {
-	_, err := r.RESTMapper().RESTMapping(pgo.PostgresClusterGVK.GroupKind(), pgo.PostgresClusterGVK.Version)
-	return err == nil
+func (r *PostgresStackReconciler) wakeNeighbours(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], stack *platformv1alpha1.PostgresStack) {
+	list := &platformv1alpha1.PostgresStackList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexOperatorNamespace: stack.Spec.Operator.Namespace}); err != nil {
+		logf.FromContext(ctx).Error(err, "list the stacks sharing an operator", "namespace", stack.Spec.Operator.Namespace)
+		return
+	}
+	self := client.ObjectKeyFromObject(stack)
+	for i := range list.Items {
+		n := &list.Items[i]
+		if key := client.ObjectKeyFromObject(n); key != self && n.Spec.Operator.Package == stack.Spec.Operator.Package {
+			q.Add(reconcile.Request{NamespacedName: key})
+		}
+	}
 }
 
 // stacksInNamespaceOf maps an OLM object to the stacks installing into its namespace.
@@ -272,21 +300,12 @@ func requests(list *platformv1alpha1.PostgresStackList) []reconcile.Request {
 }
 
 // pgo is the reader of the managed PostgresClusters' cache, nil until PGO's
-// API is served.
-func (r *PostgresStackReconciler) pgo() client.Reader {
-	r.watchedMu.Lock()
-	defer r.watchedMu.Unlock()
-	return r.pgoReader
-}
+// API is served and the cache synced.
+func (r *PostgresStackReconciler) pgo() client.Reader { return r.pgoWatch.Reader() }
 
-// olm is the reader of OLM's cache, nil until OLM's API is served. It is
-// read under the lock ensureWatches sets it under, so that reconciles may run
-// concurrently.
-func (r *PostgresStackReconciler) olm() client.Reader {
-	r.watchedMu.Lock()
-	defer r.watchedMu.Unlock()
-	return r.olmReader
-}
+// olm is the reader of OLM's cache, nil until OLM's API is served and the
+// cache synced.
+func (r *PostgresStackReconciler) olm() client.Reader { return r.olmWatch.Reader() }
 
 // stacksUsingCatalog maps a CatalogSource to the stacks that install from it.
 func (r *PostgresStackReconciler) stacksUsingCatalog(ctx context.Context, o client.Object) []reconcile.Request {

@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+// CacheOptions are the manager's cache options: managed fields are dropped
+// from everything cached.
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// olmCacheOptions keep memory flat as namespaces grow: copied CSVs (one per
+// namespace under an AllNamespaces OperatorGroup) never enter the cache, and
+// InstallPlans are cached without the manifests they carry (PGO's CRD alone
+// is 1.4 MB). OLM's kinds live in a cache of their own because a label
+// selector per kind needs the kind served when the cache is made, and OLM
+// may be installed after pgstack.
+func olmCacheOptions(mgr ctrl.Manager) cache.Options {
+	notCopied, err := labels.NewRequirement(operatorsv1alpha1.CopiedLabelKey, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err)
+	}
+	return cache.Options{
+		Scheme:           mgr.GetScheme(),
+		Mapper:           mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&operatorsv1alpha1.ClusterServiceVersion{}: {
+				Label:     labels.NewSelector().Add(*notCopied),
+				Transform: stripCSV,
+			},
+			&operatorsv1alpha1.InstallPlan{}: {Transform: stripInstallPlan},
+		},
+	}
+}
+
+// stripInstallPlan keeps what approval needs: spec, phase, conditions.
+func stripInstallPlan(obj any) (any, error) {
+	if ip, ok := obj.(*operatorsv1alpha1.InstallPlan); ok {
+		ip.ManagedFields = nil
+		ip.Status.Plan = nil
+		ip.Status.BundleLookups = nil
+		ip.Status.AttenuatedServiceAccountRef = nil
+	}
+	return obj, nil
+}
+
+// stripCSV keeps a CSV's identity, its status and its Deployments'
+// containers' names and env (PGO's RELATED_IMAGE_* defaults, which the image
+// check reads); the rest of its spec (permissions, descriptions, icons,
+// pod templates) is not read.
+func stripCSV(obj any) (any, error) {
+	if csv, ok := obj.(*operatorsv1alpha1.ClusterServiceVersion); ok {
+		csv.ManagedFields = nil
+		var deployments []operatorsv1alpha1.StrategyDeploymentSpec
+		for _, d := range csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs {
+			kept := operatorsv1alpha1.StrategyDeploymentSpec{Name: d.Name}
+			for _, c := range d.Spec.Template.Spec.Containers {
+				kept.Spec.Template.Spec.Containers = append(kept.Spec.Template.Spec.Containers,
+					corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom})
+			}
+			deployments = append(deployments, kept)
+		}
+		csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{Version: csv.Spec.Version, Replaces: csv.Spec.Replaces,
+			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: csv.Spec.InstallStrategy.StrategyName,
+				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: deployments}}}
+		csv.Annotations = nil
+	}
+	return obj, nil
+}
+
+var _ toolscache.TransformFunc = stripInstallPlan
+
+// pgoCacheOptions cache only the PostgresClusters pgstack manages: a cluster
+// with many PostgresClusters of its own costs the manager no memory.
+func pgoCacheOptions(mgr ctrl.Manager) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{ManagedLabel: ManagedValue})
+	return cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}},
+	}
+}
