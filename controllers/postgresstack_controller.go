@@ -56,6 +56,10 @@ type PostgresStackReconciler struct {
 	// the manager's when nil (a test may make their lists fail).
 	WatchConfig *rest.Config
 
+	// written is the last status written per stack, for reads the cache
+	// has not caught up with.
+	written writtenStatuses
+
 	// olmWatch and pgoWatch start the caches of OLM's objects and of the
 	// PostgresClusters pgstack manages once their APIs are served; see
 	// watches.go.
@@ -99,6 +103,7 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, stack); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			forgetStack(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -166,19 +171,29 @@ func (r *PostgresStackReconciler) now() time.Time {
 
 // patchStatus writes the computed status when it differs from the stored one,
 // and records the transitions a person wants to see in `kubectl describe`.
+//
+// It judges against the status this manager last wrote when the cache has
+// not caught up with that write yet (writtenStatuses): under load a stack
+// is often reconciled again before its own status write reaches the cache,
+// and would otherwise write the same status, and tell the same Events, twice.
 func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) error {
 	stack := sc.stack
-	next := status.Compute(stack.Status, sc.obs, metav1.NewTime(r.now()))
+	current := r.written.current(stack)
+	next := status.Compute(current, sc.obs, metav1.NewTime(r.now()))
 	recordStackState(stack, next)
-	if equality.Semantic.DeepEqual(stack.Status, next) {
+	if equality.Semantic.DeepEqual(current, next) {
 		return nil
 	}
-	r.recordTransitions(stack, stack.Status, next)
-	patch := client.MergeFrom(stack.DeepCopy())
+	r.recordTransitions(stack, current, next)
+	base := stack.DeepCopy()
+	base.Status = current
+	over := stack.ResourceVersion
+	patch := client.MergeFrom(base)
 	stack.Status = next
 	if err := r.Status().Patch(ctx, stack, patch); err != nil {
 		return fmt.Errorf("patch status of %s/%s: %w", stack.Namespace, stack.Name, err)
 	}
+	r.written.wrote(stack, over)
 	return nil
 }
 
