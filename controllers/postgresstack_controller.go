@@ -12,7 +12,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -51,10 +50,6 @@ type PostgresStackReconciler struct {
 	// 0). PGO's early returns write nothing to the PostgresCluster, and its
 	// Events are read, not watched, so no event would bring the stack back.
 	PGORecheck time.Duration
-
-	// WatchConfig is the REST config of the caches for OLM's and PGO's kinds;
-	// the manager's when nil (a test may make their lists fail).
-	WatchConfig *rest.Config
 
 	// written is the last status written per stack, for reads the cache
 	// has not caught up with.

@@ -69,7 +69,7 @@ func zapLevel() zapcore.Level {
 }
 
 // startManager runs pgstack's manager against e until ctx ends.
-func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup, configure ...func(*controllers.PostgresStackReconciler)) error {
+func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error {
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 e.Scheme,
 		Cache:                  controllers.CacheOptions(),
@@ -87,9 +87,6 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup, confi
 	// the manager read PGO's Events without poking the stack.
 	r.PGORecheck = time.Second
 	r.Client = statusLog{Client: r.Client}
-	for _, c := range configure {
-		c(r)
-	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}

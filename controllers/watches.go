@@ -63,9 +63,6 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	config := mgr.GetConfig()
-	if r.WatchConfig != nil {
-		config = r.WatchConfig
-	}
 	r.olmWatch = newDynamicWatch("OLM's Subscriptions, InstallPlans, CSVs, OperatorGroups and CatalogSources", mgr, c, synced,
 		olmServed, func() (cache.Cache, error) { return cache.New(config, olmCacheOptions(mgr)) }, r.olmSources)
 	r.pgoWatch = newDynamicWatch("the PostgresClusters pgstack manages", mgr, c, synced,

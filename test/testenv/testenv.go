@@ -119,9 +119,6 @@ type Options struct {
 	// WithoutOLM leaves OLM's CRDs out, for suites that show pgstack waiting
 	// for OLM to be installed (they install OLMCRDs themselves).
 	WithoutOLM bool
-	// WithoutPGO leaves PGO's CRDs out, for suites that show pgstack
-	// watching PostgresClusters once they arrive (InstallPGOCRDs).
-	WithoutPGO bool
 }
 
 // Start runs etcd and kube-apiserver and installs every CRD; Stop ends them.
@@ -144,11 +141,11 @@ func StartWith(opts Options) (*Env, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths: []string{
+			filepath.Join(RepoRoot(), "config", "crd", "bases"),
+			schema.Dir,
+		},
 		ErrorIfCRDPathMissing: true,
-	}
-	if !opts.WithoutPGO {
-		env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, schema.Dir)
 	}
 	if !opts.WithoutOLM {
 		env.CRDs = OLMCRDs()
@@ -165,16 +162,6 @@ func StartWith(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("create client: %w", err)
 	}
 	return &Env{Config: cfg, Client: c, Scheme: scheme, PGOSchema: schema, env: env}, nil
-}
-
-// InstallPGOCRDs installs PGO's CRDs (the schema Start found) and waits
-// until they are established.
-func (e *Env) InstallPGOCRDs() error {
-	_, err := envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{e.PGOSchema.Dir}, ErrorIfPathMissing: true})
-	if err != nil {
-		return fmt.Errorf("install PGO's CRDs from %s: %w", e.PGOSchema.Dir, err)
-	}
-	return nil
 }
 
 // Stop ends the API server and etcd and removes their data.
