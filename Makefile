@@ -41,12 +41,14 @@ KUBE_LDFLAGS := $(TOOL_LDFLAGS) -X k8s.io/component-base/version.gitVersion=$(KU
 # compiled once. Only these builds see it, never the suites.
 TOOL_BUILD_ENV := GOGC=400 GOMEMLIMIT=3GiB
 # Every package the demo and the benchmark compile (the manager, the demo's own
-# program, the three groups) is compiled without DWARF: about 7% less compile
+# program and what it builds, the three groups) is compiled without DWARF: about 7% less compile
 # CPU on a cold build, and the same flag everywhere keeps the packages the
 # builds share compiled once (flags are part of Go's cache key). Panics still
 # print symbolised stacks (those come from the pclntab, not DWARF). The suites
 # run with Go's defaults.
-LOCAL_GCFLAGS := -gcflags=all=-dwarf=false
+# It goes through GOFLAGS, so the go builds the demo's own program runs (the
+# podexec stand-in, at cluster start) take it too.
+LOCAL_GOFLAGS := GOFLAGS="$(strip $(GOFLAGS) -gcflags=all=-dwarf=false)"
 
 # Tests find the API server and etcd here (controller-runtime's envtest reads it).
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
@@ -131,7 +133,7 @@ build: manifests generate manager-bin ## Regenerate, then build the manager bina
 # the benchmark need no controller-gen (a cold build of it is two minutes).
 .PHONY: manager-bin
 manager-bin: | $(LOCALBIN)
-	go build $(LOCAL_GCFLAGS) -o $(LOCALBIN)/manager .
+	$(LOCAL_GOFLAGS) go build -o $(LOCALBIN)/manager .
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kube context.
@@ -139,13 +141,13 @@ run: manifests generate ## Run the manager against the current kube context.
 
 .PHONY: demo
 demo: manager-bin cluster-bins ## Show pgstack installing PGO through real OLM on a local cluster (DEMO_EXIT=1 to exit when Ready).
-	go run $(LOCAL_GCFLAGS) ./test/demo -manager $(LOCALBIN)/manager
+	$(LOCAL_GOFLAGS) go run ./test/demo -manager $(LOCALBIN)/manager
 
 # STACKS (default 1000) stacks against a bare client on the full local cluster,
 # in two rounds (STACKS/10 and STACKS); IDLE (default 60s) of steady state.
 .PHONY: bench
 bench: manager-bin cluster-bins ## Measure pgstack against the design's numbers on the local cluster (STACKS=1000, IDLE=60s); writes bench/results.json.
-	go run $(LOCAL_GCFLAGS) ./test/bench -manager $(LOCALBIN)/manager
+	$(LOCAL_GOFLAGS) go run ./test/bench -manager $(LOCALBIN)/manager
 
 # pgstack's own OLM bundle: its version and the manager image it installs.
 VERSION ?= 0.1.0
@@ -200,7 +202,7 @@ $(KUSTOMIZE): | $(LOCALBIN)
 $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(ETCD) &:
 	@mkdir -p $(KUBE_ASSETS)/.build
 	@echo ">> building kube-apiserver, kube-controller-manager and kube-scheduler $(KUBE_VERSION) and etcd $(ETCD_VERSION) (cached after)"
-	cd hack/kube && $(TOOL_BUILD_ENV) go build $(LOCAL_GCFLAGS) -o $(KUBE_ASSETS)/.build/ -ldflags "$(KUBE_LDFLAGS)" \
+	cd hack/kube && $(TOOL_BUILD_ENV) $(LOCAL_GOFLAGS) go build -o $(KUBE_ASSETS)/.build/ -ldflags "$(KUBE_LDFLAGS)" \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
 		go.etcd.io/etcd/server/v3
 	mv $(KUBE_ASSETS)/.build/kube-apiserver $(KUBE_ASSETS)/.build/kube-controller-manager $(KUBE_ASSETS)/.build/kube-scheduler $(KUBE_ASSETS)/
@@ -261,7 +263,7 @@ $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK): | $(PGO)
 $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) &:
 	@mkdir -p $(OLM_ASSETS)/.build $(KWOK_ASSETS)
 	@echo ">> building OLM's olm and catalog operators $(OLM_VERSION), opm $(REGISTRY_VERSION) and kwok $(KWOK_VERSION)"
-	cd hack/olm && $(TOOL_BUILD_ENV) go build $(LOCAL_GCFLAGS) -ldflags "$(TOOL_LDFLAGS)" -tags json1,containers_image_openpgp -o $(OLM_ASSETS)/.build/ \
+	cd hack/olm && $(TOOL_BUILD_ENV) $(LOCAL_GOFLAGS) go build -ldflags "$(TOOL_LDFLAGS)" -tags json1,containers_image_openpgp -o $(OLM_ASSETS)/.build/ \
 		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog \
 		github.com/operator-framework/operator-registry/cmd/opm sigs.k8s.io/kwok/cmd/kwok
 	mv $(OLM_ASSETS)/.build/olm $(OLM_ASSETS)/.build/catalog $(OLM_ASSETS)/.build/opm $(OLM_ASSETS)/
@@ -289,7 +291,7 @@ $(PGO): hack/pgo/addresses.go
 	printf '{"Replace":{"%s":"%s","%s":"%s"}}\n' \
 		$(PGO_ASSETS)/src/cmd/postgres-operator/main.go $(PGO_OVERLAY)/main.go \
 		$(PGO_ASSETS)/src/cmd/postgres-operator/zz_pgstack_addresses.go $(PGO_OVERLAY)/addresses.go > $(PGO_OVERLAY)/overlay.json
-	cd $(PGO_ASSETS)/src && $(TOOL_BUILD_ENV) go build $(LOCAL_GCFLAGS) -ldflags "$(TOOL_LDFLAGS)" -overlay $(PGO_OVERLAY)/overlay.json -o $@.tmp ./cmd/postgres-operator
+	cd $(PGO_ASSETS)/src && $(TOOL_BUILD_ENV) $(LOCAL_GOFLAGS) go build -ldflags "$(TOOL_LDFLAGS)" -overlay $(PGO_OVERLAY)/overlay.json -o $@.tmp ./cmd/postgres-operator
 	mv $@.tmp $@
 
 # kwok runs only with stages configured: take kwok's own fast node and pod
