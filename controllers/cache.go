@@ -81,13 +81,13 @@ func stripCSV(obj any) (any, error) {
 
 var _ toolscache.TransformFunc = stripInstallPlan
 
-// pgoCacheOptions cache only the PostgresClusters pgstack manages: a cluster
-// with many PostgresClusters of its own costs the manager no memory.
+// pgoCacheOptions cache only the PostgresClusters and PGUpgrades pgstack
+// manages: a cluster with many of its own costs the manager no memory.
 func pgoCacheOptions(mgr ctrl.Manager) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{ManagedLabel: ManagedValue})
 	return cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}},
+		ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}, pgo.NewPGUpgrade(): {Label: managed}},
 	}
 }

@@ -23,6 +23,7 @@ var watchedCRDs = map[string]bool{
 	"clusterserviceversions.operators.coreos.com": true,
 	"operatorgroups.operators.coreos.com":         true,
 	pgo.PostgresClusterCRD:                        true,
+	pgo.PGUpgradeCRD:                              true,
 }
 
 // apiPending reports whether a CRD exists whose kind pgstack cannot read yet:
@@ -45,7 +46,13 @@ func olmServed(mapper meta.RESTMapper) bool {
 	return err == nil
 }
 
+// pgoServed: PGO's PostgresCluster and PGUpgrade APIs are both served (PGO's
+// CSV installs its CRDs together).
 func pgoServed(mapper meta.RESTMapper) bool {
-	_, err := mapper.RESTMapping(pgo.PostgresClusterGVK.GroupKind(), pgo.PostgresClusterGVK.Version)
-	return err == nil
+	for _, gvk := range []schema.GroupVersionKind{pgo.PostgresClusterGVK, pgo.PGUpgradeGVK} {
+		if _, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return false
+		}
+	}
+	return true
 }

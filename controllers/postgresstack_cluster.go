@@ -47,22 +47,31 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonInvalidSpec, Message: "cannot render the PostgresCluster: " + err.Error()}
 			return nil
 		}
-		// A major version change would take the running cluster down (the data
-		// directory refuses another major): the live version is applied,
-		// with everything else the stack asks for, until PGUpgrade is run.
-		// The image check below judges the version actually applied.
-		desired, hold := pgo.HoldMajorVersion(live, desired)
-		if hold != nil {
-			obs.Held = &status.Problem{Reason: hold.Reason, Message: hold.Message}
+		// The major version reaches a running cluster only through PGO's
+		// major upgrade (internal/pgo PlanMajorUpgrade): what to apply now,
+		// and the PGUpgrade to create when an upgrade starts.
+		upgrades, err := r.pgUpgrades(ctx, sc.stack)
+		if err != nil {
+			return err
 		}
+		version, _ := policy.CSVVersion(sc.obs.Operator.InstalledCSV)
+		plan := pgo.PlanMajorUpgrade(pgo.UpgradeInput{Live: live, Desired: desired, Upgrades: upgrades,
+			Settings: sc.stack.Spec.Postgres.Upgrade, Images: sc.images, PGOVersion: version, Now: r.now()})
+		desired = plan.Apply
+		obs.PostgresVersion, obs.MajorUpgrade = plan.Running, plan.Report
+		obs.Held, obs.Pending, obs.Down, obs.Failed = problem(plan.Held), problem(plan.Pending), problem(plan.Down), problem(plan.Failed)
 		// PGO would refuse a cluster it has no PostgreSQL image for and never
 		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128):
 		// say so before applying anything.
 		if sc.images != nil {
-			version, _ := policy.CSVVersion(sc.obs.Operator.InstalledCSV)
 			if msg, missing := sc.images.MissingPostgresImage(pgo.ImageRequestFor(desired), version); missing {
 				obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonNoImageForVersion, Message: msg}
 				return nil
+			}
+		}
+		if plan.Create != nil {
+			if err := r.createPGUpgrade(ctx, sc.stack, plan.Create); err != nil {
+				return err
 			}
 		}
 		// Only Delete makes the stack the PostgresCluster's owner. Under Retain
@@ -76,7 +85,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		// Apply when the live object lacks what we would apply, or when its
 		// ownership disagrees with deletionPolicy (a switch to Retain must drop
 		// the owner reference at once, not at deletion).
-		if live == nil || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
+		if live == nil || plan.Force || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			got, err := r.apply(ctx, desired)
 			if err != nil {
 				if apierrors.IsInvalid(err) {
@@ -90,6 +99,9 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, platformv1alpha1.EventPostgresClusterCreated, "Create",
 					"created PostgresCluster %s (PGO %s)", desired.GetName(), sc.obs.Operator.InstalledCSV)
 			}
+			if plan.Event.Reason != "" {
+				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, plan.Event.Reason, "Upgrade", "%s", plan.Event.Message)
+			}
 			// Judge what the API server now holds: its generation is the
 			// one just sent, so a status PGO wrote for an older one reads as
 			// not yet observed.
@@ -98,6 +110,14 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	}
 	if live != nil {
 		obs.Exists = true
+		conn := pgo.Connection(live)
+		obs.Connection = &conn
+		if !sc.obs.Operator.Installed() {
+			// Nothing was planned while the operator is away: report the
+			// version that runs and the upgrade as last seen.
+			obs.PostgresVersion, _, _ = unstructured.NestedInt64(live.Object, "spec", "postgresVersion")
+			obs.MajorUpgrade = sc.stack.Status.Cluster.MajorUpgrade
+		}
 		var events pgo.Events
 		// PGO cannot have answered what was just applied; its Events are
 		// read on the next look.
@@ -110,6 +130,45 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if pgo.WantsEvents(live) && !obs.Readiness.Stalled {
 			sc.requeueAt(r.now().Add(r.pgoRecheck()), r.now())
 		}
+	}
+	return nil
+}
+
+// problem is a finding of the upgrade plan as status reports it.
+func problem(f *pgo.Finding) *status.Problem {
+	if f == nil {
+		return nil
+	}
+	return &status.Problem{Reason: f.Reason, Message: f.Message}
+}
+
+// +kubebuilder:rbac:groups=postgres-operator.crunchydata.com,resources=pgupgrades,verbs=get;list;watch;create
+
+// pgUpgrades are PGO's reports on the stack's PGUpgrades, from the cache of
+// the objects pgstack manages.
+func (r *PostgresStackReconciler) pgUpgrades(ctx context.Context, stack *platformv1alpha1.PostgresStack) ([]pgo.UpgradeReport, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(pgo.PGUpgradeGVK.GroupVersion().WithKind(pgo.PGUpgradeGVK.Kind + "List"))
+	if err := r.pgo().List(ctx, list, client.InNamespace(stack.Namespace),
+		client.MatchingLabels{ManagedLabel: ManagedValue, render.LabelStack: stack.Name}); err != nil {
+		return nil, fmt.Errorf("list PGUpgrades of %s/%s: %w", stack.Namespace, stack.Name, err)
+	}
+	out := make([]pgo.UpgradeReport, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, pgo.ReadPGUpgrade(&list.Items[i]))
+	}
+	return out, nil
+}
+
+// createPGUpgrade creates the PGUpgrade that starts a major upgrade, owned
+// by the stack (it is not data: it goes with the stack whatever
+// deletionPolicy says). An existing one is left as it is.
+func (r *PostgresStackReconciler) createPGUpgrade(ctx context.Context, stack *platformv1alpha1.PostgresStack, upgrade *unstructured.Unstructured) error {
+	if err := controllerutil.SetControllerReference(stack, upgrade, r.Scheme()); err != nil {
+		return fmt.Errorf("set owner of PGUpgrade %s: %w", upgrade.GetName(), err)
+	}
+	if err := r.Create(ctx, upgrade); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create PGUpgrade %s/%s: %w", upgrade.GetNamespace(), upgrade.GetName(), err)
 	}
 	return nil
 }

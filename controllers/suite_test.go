@@ -285,6 +285,7 @@ var pgoEnv = []corev1.EnvVar{
 	{Name: "RELATED_IMAGE_PGBACKREST", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-pgbackrest:ubi9-2.59.0-2633"},
 	{Name: "RELATED_IMAGE_PGBOUNCER", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-pgbouncer:ubi9-1.25-2633"},
 	{Name: "RELATED_IMAGE_PGEXPORTER", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-postgres-exporter:ubi9-0.19.1-2633"},
+	{Name: "RELATED_IMAGE_PGUPGRADE", Value: "registry.developers.crunchydata.com/crunchydata/crunchy-upgrade:ubi9-18.6-2633"},
 }
 
 // installFirst runs a whole first install of csv as OLM would, approval by pgstack included.
@@ -324,6 +325,39 @@ func pgoReportsReady(t *testing.T, ns, name string) {
 		}
 		pc.Object["status"] = map[string]any{"observedGeneration": pc.GetGeneration(), "instances": instances, "conditions": conds}
 		err := k8s.Status().Update(context.Background(), pc)
+		return err == nil, ignoreConflict(err)
+	})
+}
+
+// pgoReportsBackup writes what PGO's status shows once its first backup
+// (the one replicas are created from) completed on repo1.
+func pgoReportsBackup(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "PGO's backup status on "+ns+"/"+name, func() (bool, error) {
+		pc := pgo.NewPostgresCluster()
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pc); err != nil {
+			return false, err
+		}
+		must(t, unstructured.SetNestedSlice(pc.Object, []any{map[string]any{"name": "repo1", "stanzaCreated": true, "replicaCreateBackupComplete": true}},
+			"status", "pgbackrest", "repos"))
+		err := k8s.Status().Update(context.Background(), pc)
+		return err == nil, ignoreConflict(err)
+	})
+}
+
+// pgoReportsUpgrade writes the Succeeded condition PGO's PGUpgrade
+// controller writes when its Jobs finish (status "True" with
+// PGUpgradeSucceeded, or "False" with PGUpgradeFailed).
+func pgoReportsUpgrade(t *testing.T, ns, name, status, reason string) {
+	t.Helper()
+	eventually(t, "PGO's status on PGUpgrade "+ns+"/"+name, func() (bool, error) {
+		u := pgo.NewPGUpgrade()
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+			return false, err
+		}
+		u.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Succeeded", "status": status, "reason": reason,
+			"message": reason, "lastTransitionTime": metav1.Now().UTC().Format(time.RFC3339), "observedGeneration": u.GetGeneration()}}}
+		err := k8s.Status().Update(context.Background(), u)
 		return err == nil, ignoreConflict(err)
 	})
 }

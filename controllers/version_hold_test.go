@@ -2,15 +2,14 @@ package controllers_test
 
 // A major version change on a running cluster would take it down (PGO rolls
 // the pods onto the other major's image and the data directory refuses to
-// start), so the manager holds it: the live version keeps being applied, the
-// stack stalls saying what to do, and the database stays Ready.
+// start), so the manager runs PGO's PGUpgrade instead, in steps read back
+// from the objects. Here the test moves PGO's status by hand; the e2e suite
+// runs the same upgrade through PGO's own manager.
 
 import (
 	"context"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -18,9 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
 )
 
-func TestAMajorVersionChangeIsHeldUntilSetBack(t *testing.T) {
+func TestARaisedVersionRunsAPGUpgradeInSteps(t *testing.T) {
+	ctx := context.Background()
 	o := newInstallNamespace(t, "operators")
 	ns := newNamespace(t, "team-a")
 	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 }))
@@ -29,51 +30,116 @@ func TestAMajorVersionChangeIsHeldUntilSetBack(t *testing.T) {
 	pgoReportsReady(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
 
-	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
-	raised := getStack(t, stack).Generation
-	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld,
-		"PostgreSQL 16 runs in PostgresCluster hippo", "moving to 17 needs PGO's major upgrade (PGUpgrade)", "set spec.postgres.version back to 16")
-	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
-	waitCondition(t, stack, platformv1alpha1.ConditionReconciling, metav1.ConditionFalse, platformv1alpha1.ReasonMajorVersionChangeHeld)
-	wantVersion(t, ns, "hippo", 16)
-	// The database never stopped being Ready for the raised spec: nothing was
-	// applied that PGO would have to catch up with.
-	for _, s := range writtenStatuses(stack) {
-		if s.ObservedGeneration == raised && !meta.IsStatusConditionTrue(s.Conditions, platformv1alpha1.ConditionReady) {
-			t.Errorf("Ready was written as %+v for generation %d", meta.FindStatusCondition(s.Conditions, platformv1alpha1.ConditionReady), raised)
-		}
-	}
-	if k := kstatusOf(t, stack); k != kstatus.FailedStatus {
-		t.Errorf("kstatus of a held stack = %s, want Failed (a person must act)", k)
-	}
-	if e := waitEvent(t, stack, platformv1alpha1.ReasonMajorVersionChangeHeld); e.Type != corev1.EventTypeWarning {
-		t.Errorf("the hold's Event is %s, want Warning", e.Type)
-	}
-
-	// Everything else the stack asks for is still applied, at the held version.
+	// Backups are on and PGO has reported none complete: the upgrade waits,
+	// the database keeps serving 16 with the rest of the stack's changes.
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Postgres.Version = 17
 		s.Spec.Postgres.Parameters = map[string]intstr.IntOrString{"work_mem": intstr.FromString("8MB")}
 	})
+	waitCondition(t, stack, platformv1alpha1.ConditionReconciling, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradePending,
+		"from PostgreSQL 16 to 17 waits", "no backup has completed yet")
 	eventually(t, "work_mem applied beside postgresVersion 16", func() (bool, error) {
 		pc := getPostgresCluster(t, ns, "hippo")
 		workMem, _, _ := unstructured.NestedString(pc.Object, "spec", "config", "parameters", "work_mem")
-		version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
-		if version != 16 {
-			t.Fatalf("postgresVersion = %d while the change is held, want 16", version)
+		if v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion"); v != 16 {
+			t.Fatalf("postgresVersion = %d before the upgrade started, want 16", v)
 		}
 		return workMem == "8MB", nil
 	})
 	pgoReportsReady(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
-	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld)
-
-	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
-	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, platformv1alpha1.ReasonReady)
-	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
-	if k := kstatusOf(t, stack); k != kstatus.CurrentStatus {
-		t.Errorf("kstatus once set back = %s, want Current", k)
+	if k := kstatusOf(t, stack); k != kstatus.InProgressStatus {
+		t.Errorf("kstatus of a stack whose upgrade waits = %s, want InProgress", k)
 	}
-	wantVersion(t, ns, "hippo", 16)
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hippo-pg17"}, pgo.NewPGUpgrade()); err == nil {
+		t.Fatalf("a PGUpgrade was created before a backup completed")
+	}
+
+	// PGO reports its first backup: the upgrade starts.
+	pgoReportsBackup(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionClusterReady, metav1.ConditionFalse, platformv1alpha1.ReasonMajorUpgradeRunning,
+		"from PostgreSQL 16 to 17 with PGUpgrade hippo-pg17")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionFalse, platformv1alpha1.ReasonMajorUpgradeRunning)
+	upgrade := pgo.NewPGUpgrade()
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hippo-pg17"}, upgrade))
+	from, _, _ := unstructured.NestedInt64(upgrade.Object, "spec", "fromPostgresVersion")
+	to, _, _ := unstructured.NestedInt64(upgrade.Object, "spec", "toPostgresVersion")
+	if cluster, _, _ := unstructured.NestedString(upgrade.Object, "spec", "postgresClusterName"); cluster != "hippo" || from != 16 || to != 17 {
+		t.Errorf("PGUpgrade spec = %v, want hippo from 16 to 17", upgrade.Object["spec"])
+	}
+	if refs := upgrade.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != getStack(t, stack).UID {
+		t.Errorf("PGUpgrade owners = %v, want the stack", refs)
+	}
+	pc := getPostgresCluster(t, ns, "hippo")
+	shutdown, _, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+	if v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion"); v != 16 || !shutdown || pc.GetAnnotations()[pgo.AnnotationAllowUpgrade] != "hippo-pg17" {
+		t.Errorf("PostgresCluster during the upgrade: postgresVersion %d, shutdown %v, allow-upgrade %q; want 16, true, hippo-pg17",
+			v, shutdown, pc.GetAnnotations()[pgo.AnnotationAllowUpgrade])
+	}
+	waitEvent(t, stack, platformv1alpha1.EventMajorUpgradeStarted)
+
+	// Set back once started, the version is held: the upgrade runs to its end.
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld,
+		"has started (PGUpgrade hippo-pg17) and runs to its end")
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
+
+	// PGO's upgrade controller reports success: the cluster starts on 17.
+	pgoReportsUpgrade(t, ns, "hippo-pg17", "True", "PGUpgradeSucceeded")
+	eventually(t, "the PostgresCluster at 17, started, without the annotation", func() (bool, error) {
+		pc := getPostgresCluster(t, ns, "hippo")
+		v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		_, stopped, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+		_, annotated := pc.GetAnnotations()[pgo.AnnotationAllowUpgrade]
+		return v == 17 && !stopped && !annotated, nil
+	})
+	waitEvent(t, stack, platformv1alpha1.EventMajorUpgradeSucceeded)
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
+	got := getStack(t, stack)
+	if up := got.Status.Cluster.MajorUpgrade; up == nil || up.Step != platformv1alpha1.UpgradeSucceeded || up.PGUpgrade != "hippo-pg17" {
+		t.Errorf("status.cluster.majorUpgrade = %+v, want hippo-pg17 Succeeded", up)
+	}
+	if got.Status.Cluster.PostgresVersion != 17 {
+		t.Errorf("status.cluster.postgresVersion = %d, want 17", got.Status.Cluster.PostgresVersion)
+	}
+}
+
+// A failed upgrade with PGO's default --link keeps the cluster shut down
+// and stalls; startOldVersionOnFailure starts it again on the old version.
+func TestAFailedPGUpgradeKeepsTheClusterDownUntilTold(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 }))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	pgoReportsReady(t, ns, "hippo")
+	pgoReportsBackup(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
+	waitEvent(t, stack, platformv1alpha1.EventMajorUpgradeStarted)
+
+	pgoReportsUpgrade(t, ns, "hippo-pg17", "False", "PGUpgradeFailed")
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradeFailed,
+		"stays shut down", "startOldVersionOnFailure")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionFalse, platformv1alpha1.ReasonMajorUpgradeFailed)
+	if shutdown, _, _ := unstructured.NestedBool(getPostgresCluster(t, ns, "hippo").Object, "spec", "shutdown"); !shutdown {
+		t.Errorf("the cluster was started after a failed --link upgrade")
+	}
+
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Postgres.Upgrade = &platformv1alpha1.MajorUpgrade{StartOldVersionOnFailure: true}
+	})
+	eventually(t, "the cluster started again on 16", func() (bool, error) {
+		pc := getPostgresCluster(t, ns, "hippo")
+		v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		_, stopped, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+		_, annotated := pc.GetAnnotations()[pgo.AnnotationAllowUpgrade]
+		return v == 16 && !stopped && !annotated, nil
+	})
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradeFailed, "runs PostgreSQL 16 again")
 }
 
 // The live version is what runs, whoever set it: after a PGUpgrade run by

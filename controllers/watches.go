@@ -11,6 +11,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -26,6 +27,7 @@ import (
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/render"
 )
 
 // indexOperatorNamespace indexes stacks by spec.operator.namespace, so that an
@@ -97,9 +99,12 @@ func (r *PostgresStackReconciler) olmSources(olmCache cache.Cache) []source.Sour
 		handler.EnqueueRequestsFromMapFunc(r.stacksUsingCatalog), catalogStateChanged{}))
 }
 
-// pgoSources is the watch on the managed PostgresClusters.
+// pgoSources are the watches on the managed PostgresClusters and PGUpgrades.
 func (r *PostgresStackReconciler) pgoSources(pgoCache cache.Cache) []source.Source {
-	return []source.Source{source.Kind[client.Object](pgoCache, pgo.NewPostgresCluster(), handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster))}
+	return []source.Source{
+		source.Kind[client.Object](pgoCache, pgo.NewPostgresCluster(), handler.EnqueueRequestsFromMapFunc(stackOfPostgresCluster)),
+		source.Kind[client.Object](pgoCache, pgo.NewPGUpgrade(), handler.EnqueueRequestsFromMapFunc(stackOfPGUpgrade)),
+	}
 }
 
 // dynamicWatch starts the cache and watches of kinds whose API may be served
@@ -286,6 +291,16 @@ func stackOfPostgresCluster(_ context.Context, o client.Object) []reconcile.Requ
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+}
+
+// stackOfPGUpgrade maps a PGUpgrade pgstack made to its stack, named by
+// the stack label the PGUpgrade takes from its PostgresCluster.
+func stackOfPGUpgrade(_ context.Context, o client.Object) []reconcile.Request {
+	stack := o.GetLabels()[render.LabelStack]
+	if o.GetLabels()[ManagedLabel] != ManagedValue || stack == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: stack}}}
 }
 
 func requests(list *platformv1alpha1.PostgresStackList) []reconcile.Request {

@@ -62,6 +62,20 @@ const (
 	// onto the other major's image and the data directory would refuse to
 	// start, so the running version (and its image) keeps being applied.
 	ReasonMajorVersionChangeHeld = "MajorVersionChangeHeld"
+	// ReasonMajorUpgradePreflightFailed: a raised version cannot be
+	// upgraded to as things stand (no image for it or for pg_upgrade, no
+	// backup recent enough); the running version keeps being applied.
+	ReasonMajorUpgradePreflightFailed = "MajorUpgradePreflightFailed"
+	// ReasonMajorUpgradeFailed: PGO's PGUpgrade failed or was refused
+	// (Stalled; the cluster stays shut down unless its old data may start).
+	ReasonMajorUpgradeFailed = "MajorUpgradeFailed"
+
+	// Reconciling beside the cluster's readiness: a raised version waits
+	// for the cluster to be ready or for its first backup.
+	ReasonMajorUpgradePending = "MajorUpgradePending"
+	// ClusterReady False while the cluster is shut down for PGO's major
+	// upgrade (PGUpgrade): the database is down until it starts on the new version.
+	ReasonMajorUpgradeRunning = "MajorUpgradeRunning"
 
 	// ClusterReady, once PGO reports (internal/pgo judges these)
 	ReasonClusterReady      = "ClusterReady"
@@ -116,4 +130,6 @@ const (
 	EventPostgresClusterDeleting = "PostgresClusterDeleting"
 	EventPostgresClusterRetained = "PostgresClusterRetained"
 	EventOperatorRemoved         = "OperatorRemoved"
+	EventMajorUpgradeStarted     = "MajorUpgradeStarted"
+	EventMajorUpgradeSucceeded   = "MajorUpgradeSucceeded"
 )

@@ -21,12 +21,15 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || !has(self.backups) || !has(self.backups.enabled) || self.backups.enabled",fieldPath=".standby.repoName",message="postgres.standby.repoName needs backups: postgres.backups.enabled must not be false"
 // +kubebuilder:validation:XValidation:rule="!has(self.standby) || !has(self.standby.repoName) || (has(self.backups) && has(self.backups.repos) ? self.backups.repos.exists(r, r.name == self.standby.repoName) : self.standby.repoName == 'repo1')",fieldPath=".standby.repoName",message="postgres.standby.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
 type PostgresSpec struct {
-	// version is the major PostgreSQL version (11 to 18). Changing it on an
-	// existing cluster is held, not applied: the cluster keeps running the
-	// version it runs and the stack is Stalled (MajorVersionChangeHeld)
-	// until the version is set back, since PGO moves data to another major
-	// only with a PGUpgrade, which pgstack does not run yet. Any version is
-	// admitted, so that a person can set it back to the one running.
+	// version is the major PostgreSQL version (11 to 18). Raising it on an
+	// existing cluster runs PGO's major upgrade (a PGUpgrade) as upgrade
+	// describes: checks first, then the cluster is shut down, pg_upgrade
+	// moves the data, and the cluster starts on the new version; the
+	// version is never changed on the running cluster by itself. It may be
+	// set back only until the upgrade has started; a lower version than the
+	// cluster runs is held (MajorVersionChangeHeld), since PostgreSQL has no
+	// major downgrade. Any version is admitted, so that a person can set it
+	// back.
 	// +kubebuilder:default=16
 	// +kubebuilder:validation:Minimum=11
 	// +kubebuilder:validation:Maximum=18
@@ -144,6 +147,10 @@ type PostgresSpec struct {
 	// +optional
 	Pooler *Pooler `json:"pooler,omitempty"`
 
+	// upgrade tunes the major upgrade pgstack runs when version is raised.
+	// +optional
+	Upgrade *MajorUpgrade `json:"upgrade,omitempty"`
+
 	// scheduling places pods: it applies to the PostgreSQL instances (unless
 	// an instance set has its own), PgBouncer, the pgBackRest repo host and
 	// backup jobs.
@@ -159,6 +166,53 @@ type PostgresSpec struct {
 	// +kubebuilder:validation:Type=object
 	// +optional
 	Overrides *apiextensionsv1.JSON `json:"overrides,omitempty"`
+}
+
+// TransferMethod is how pg_upgrade moves the data to the new major version.
+// +kubebuilder:validation:Enum=Link;Copy;Clone;CopyFileRange
+type TransferMethod string
+
+const (
+	// TransferLink hard-links the data files (PGO's default): fast and
+	// needs no extra space, but once pg_upgrade has begun the old data
+	// directory may no longer start on the old version.
+	TransferLink TransferMethod = "Link"
+	// TransferCopy copies the data files: needs room for a second copy and
+	// takes longer, and leaves the old data as it was.
+	TransferCopy TransferMethod = "Copy"
+)
+
+// MajorUpgrade tunes the PostgreSQL major upgrade pgstack runs through PGO's
+// PGUpgrade when postgres.version is raised on an existing cluster.
+type MajorUpgrade struct {
+	// transferMethod is how pg_upgrade moves the data: Link (PGO's default:
+	// fast, no extra space, but a failed upgrade leaves the cluster shut
+	// down until a person has checked the old data, see
+	// startOldVersionOnFailure), Copy (room for a second copy and slower;
+	// a failed upgrade starts the cluster again on the old version by
+	// itself), Clone or CopyFileRange (copies the filesystem helps with).
+	// +optional
+	TransferMethod TransferMethod `json:"transferMethod,omitempty"`
+
+	// backupMaxAge: with backups on, an upgrade starts only once PGO reports
+	// a completed backup. When set, only a scheduled or manual backup that
+	// completed within this long counts (the backup PGO takes when a cluster
+	// is created carries no completion time).
+	// +optional
+	BackupMaxAge *metav1.Duration `json:"backupMaxAge,omitempty"`
+
+	// startOldVersionOnFailure starts the cluster again on the version it
+	// ran after a failed upgrade. With transferMethod Copy this happens
+	// anyway; with Link set it only once you know the old data directory is
+	// intact (pg_upgrade --link may have modified it).
+	// +optional
+	StartOldVersionOnFailure bool `json:"startOldVersionOnFailure,omitempty"`
+
+	// image is the pg_upgrade image; empty uses the one the installed PGO
+	// ships (RELATED_IMAGE_PGUPGRADE).
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
 }
 
 // PostgresMetadata is extra metadata for the objects PGO creates.

@@ -189,6 +189,38 @@ type ClusterStatus struct {
 	// instances is the number of PostgreSQL instances asked for.
 	// +optional
 	Instances int32 `json:"instances,omitempty"`
+	// postgresVersion is the PostgreSQL major version the PostgresCluster
+	// runs (its spec.postgresVersion).
+	// +optional
+	PostgresVersion int32 `json:"postgresVersion,omitempty"`
+	// majorUpgrade is the major upgrade under way, or the last one.
+	// +optional
+	MajorUpgrade *MajorUpgradeStatus `json:"majorUpgrade,omitempty"`
+}
+
+// MajorUpgradeStep is where a major upgrade is.
+type MajorUpgradeStep string
+
+const (
+	// UpgradeShuttingDown: the PGUpgrade exists and PGO stops the instances.
+	UpgradeShuttingDown MajorUpgradeStep = "ShuttingDown"
+	// UpgradeRunning: the instances are stopped and PGO runs pg_upgrade.
+	UpgradeRunning MajorUpgradeStep = "Upgrading"
+	// UpgradeSucceeded: the cluster was started on the new version.
+	UpgradeSucceeded MajorUpgradeStep = "Succeeded"
+	// UpgradeFailed: PGO reported the upgrade failed.
+	UpgradeFailed MajorUpgradeStep = "Failed"
+)
+
+// MajorUpgradeStatus reports a PostgreSQL major upgrade.
+type MajorUpgradeStatus struct {
+	// pgUpgrade is the PGUpgrade carrying it out.
+	PGUpgrade string `json:"pgUpgrade"`
+	// fromVersion and toVersion are the major versions.
+	FromVersion int32 `json:"fromVersion"`
+	ToVersion   int32 `json:"toVersion"`
+	// step is ShuttingDown, Upgrading, Succeeded or Failed.
+	Step MajorUpgradeStep `json:"step"`
 }
 
 // PostgresStackStatus is what pgstack observed.
@@ -212,6 +244,39 @@ type PostgresStackStatus struct {
 	// cluster reports the PostgresCluster.
 	// +optional
 	Cluster ClusterStatus `json:"cluster,omitempty"`
+
+	// connection names where applications connect and where PGO keeps each
+	// user's credentials: object names only, never their contents.
+	// +optional
+	Connection *ConnectionStatus `json:"connection,omitempty"`
+}
+
+// ConnectionStatus names the objects PGO makes for connecting to the
+// cluster. pgstack reads none of them: the names follow PGO's own naming
+// (internal/naming/names.go), so pgstack needs no access to Secrets.
+type ConnectionStatus struct {
+	// service is PGO's Service for the primary (<cluster>-primary), and
+	// port its PostgreSQL port.
+	Service string `json:"service"`
+	Port    int32  `json:"port"`
+	// poolerService is PgBouncer's Service (<cluster>-pgbouncer) when the
+	// pooler is on; applications connect there instead.
+	// +optional
+	PoolerService string `json:"poolerService,omitempty"`
+	// users name each PostgreSQL user's Secret (<cluster>-pguser-<user>),
+	// which holds its password, host, port and connection URI.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Users []UserSecret `json:"users,omitempty"`
+}
+
+// UserSecret names the Secret PGO keeps one user's credentials in.
+type UserSecret struct {
+	// name is the PostgreSQL user.
+	Name string `json:"name"`
+	// secret is the Secret's name, in the stack's namespace.
+	Secret string `json:"secret"`
 }
 
 // The PostgresCluster takes the stack's name, and PGO names each instance's
@@ -234,7 +299,7 @@ type PostgresStackStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
-// +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.spec.postgres.version`
+// +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.status.cluster.postgresVersion`
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PostgresStack struct {

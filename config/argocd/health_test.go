@@ -100,10 +100,41 @@ func scenarios() []scenario {
 			observations: &status.Observations{Generation: stackGeneration, Operator: installed, Cluster: func() status.Cluster {
 				c := readyCluster
 				c.Held = &status.Problem{Reason: platformv1alpha1.ReasonMajorVersionChangeHeld,
-					Message: "PostgreSQL 16 runs in PostgresCluster hippo; moving to 17 needs PGO's major upgrade (PGUpgrade), which pgstack does not run yet: set spec.postgres.version back to 16"}
+					Message: "PostgreSQL 17 runs in PostgresCluster hippo; its data cannot move down to 16 (PostgreSQL has no major downgrade): set spec.postgres.version to 17"}
 				return c
 			}()},
-			wantArgo: "Degraded", wantKstatus: kstatus.FailedStatus, wantInMessage: "set spec.postgres.version back to 16",
+			wantArgo: "Degraded", wantKstatus: kstatus.FailedStatus, wantInMessage: "set spec.postgres.version to 17",
+		},
+		{
+			// The database serves, and the raised version is on its way.
+			name: "a major upgrade waiting for its first backup",
+			observations: &status.Observations{Generation: stackGeneration, Operator: installed, Cluster: func() status.Cluster {
+				c := readyCluster
+				c.Pending = &status.Problem{Reason: platformv1alpha1.ReasonMajorUpgradePending,
+					Message: "the upgrade of PostgresCluster hippo from PostgreSQL 16 to 17 waits: no backup has completed yet"}
+				return c
+			}()},
+			wantArgo: "Progressing", wantKstatus: kstatus.InProgressStatus, wantInMessage: "no backup has completed yet",
+		},
+		{
+			name: "a major upgrade under way, the cluster shut down",
+			observations: &status.Observations{Generation: stackGeneration, Operator: installed, Cluster: func() status.Cluster {
+				c := readyCluster
+				c.Down = &status.Problem{Reason: platformv1alpha1.ReasonMajorUpgradeRunning,
+					Message: "upgrading PostgresCluster hippo from PostgreSQL 16 to 17 with PGUpgrade hippo-pg17: PGO is running pg_upgrade"}
+				return c
+			}()},
+			wantArgo: "Progressing", wantKstatus: kstatus.InProgressStatus, wantInMessage: "PGO is running pg_upgrade",
+		},
+		{
+			name: "a major upgrade failed, the cluster kept shut down",
+			observations: &status.Observations{Generation: stackGeneration, Operator: installed, Cluster: func() status.Cluster {
+				c := readyCluster
+				c.Failed = &status.Problem{Reason: platformv1alpha1.ReasonMajorUpgradeFailed,
+					Message: "PGO's upgrade of PostgresCluster hippo from PostgreSQL 16 to 17 failed (PGUpgradeFailed: Upgrade jobs failed); the cluster stays shut down."}
+				return c
+			}()},
+			wantArgo: "Degraded", wantKstatus: kstatus.FailedStatus, wantInMessage: "the cluster stays shut down",
 		},
 		{
 			name:         "deleting",

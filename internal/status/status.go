@@ -74,6 +74,21 @@ type Cluster struct {
 	// version change). It stalls the stack but leaves ClusterReady and Ready
 	// to PGO's readiness: the database runs as it did.
 	Held *Problem
+	// Pending is a change waiting on something that comes by itself (a
+	// major upgrade waiting for the first backup): Reconciling beside
+	// PGO's readiness.
+	Pending *Problem
+	// Down is why the cluster is down on purpose (shut down for a major
+	// upgrade): ClusterReady False, whatever PGO reports.
+	Down *Problem
+	// Failed stops the cluster until a person acts (a failed major upgrade).
+	Failed *Problem
+	// PostgresVersion is the major version applied; MajorUpgrade the
+	// upgrade under way or the last one.
+	PostgresVersion int64
+	MajorUpgrade    *platformv1alpha1.MajorUpgradeStatus
+	// Connection names what PGO made for connecting, once the cluster exists.
+	Connection *platformv1alpha1.ConnectionStatus
 }
 
 // Observations are what one reconcile learned.
@@ -108,6 +123,13 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	if o.Cluster.Exists {
 		s.Cluster.ReadyInstances = o.Cluster.Readiness.ReadyInstances
 		s.Cluster.Instances = o.Cluster.Readiness.Instances
+		s.Cluster.PostgresVersion = int32(o.Cluster.PostgresVersion)
+		s.Cluster.MajorUpgrade = o.Cluster.MajorUpgrade
+		s.Connection = o.Cluster.Connection
+	}
+	if o.Deleting {
+		s.Cluster.PostgresVersion, s.Cluster.MajorUpgrade = previous.Cluster.PostgresVersion, previous.Cluster.MajorUpgrade
+		s.Connection = previous.Connection
 	}
 
 	operator, operatorStalled := operatorCondition(o.Operator)
@@ -155,6 +177,11 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 		if o.Deleting {
 			reconciling.Reason = platformv1alpha1.ReasonDeleting
 		}
+	}
+	// A change on its way (an upgrade waiting for a backup) is work in
+	// progress however the database is doing.
+	if p := o.Cluster.Pending; p != nil && stalled.Status != metav1.ConditionTrue && !o.Deleting {
+		reconciling.Status, reconciling.Reason, reconciling.Message = metav1.ConditionTrue, p.Reason, p.Message
 	}
 	if stalled.Status == metav1.ConditionFalse {
 		stalled.Message = "nothing needs a person"
@@ -243,8 +270,13 @@ func clusterCondition(o Cluster, operator metav1.Condition) (metav1.Condition, b
 	case o.Problem != nil:
 		c.Reason, c.Message = o.Problem.Reason, o.Problem.Message
 		return c, true
+	case o.Failed != nil:
+		c.Reason, c.Message = o.Failed.Reason, o.Failed.Message
+		return c, true
 	case o.ApplyError != "":
 		c.Reason, c.Message = platformv1alpha1.ReasonApplyFailed, "applying the PostgresCluster failed: "+o.ApplyError
+	case o.Exists && o.Down != nil:
+		c.Reason, c.Message = o.Down.Reason, o.Down.Message
 	case o.Exists:
 		c.Reason, c.Message = o.Readiness.Reason, o.Readiness.Message
 		if o.Readiness.Ready {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -34,17 +35,50 @@ func TestStacksOnRealPGO(t *testing.T) {
 		if c := pgoCondition(pc, "PGBackRestReplicaRepoReady"); c != nil {
 			t.Errorf("PGO reports pgBackRest (%v) for a cluster without backups", c)
 		}
+	})
 
-		// A major version bump is held, never handed to PGO as a new
-		// postgresVersion (its new image would refuse the old data).
-		update(t, scratch, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
-		waitCondition(t, scratch, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld, "16", "17")
-		waitCondition(t, scratch, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
-		if v, _, _ := unstructured.NestedInt64(postgresCluster(t, scratch).Object, "spec", "postgresVersion"); v != 16 {
-			t.Errorf("postgresVersion %d reached PGO while the stack asked for 17", v)
+	t.Run("raising the major version runs PGO's PGUpgrade and starts the cluster on the new version", func(t *testing.T) {
+		two := int32(2)
+		upgraded := createStack(t, "feat-upgrade", "upgraded", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Version = 16
+			s.Spec.Postgres.Replicas = &two
+		})
+		waitCondition(t, upgraded, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		update(t, upgraded, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
+
+		// PGO's own controller runs the PGUpgrade: its Job on the primary's
+		// volume, a remove-data Job for the replica, then its status.
+		eventually(t, "PGO reports PGUpgrade upgraded-pg17 Succeeded", func() (bool, error) {
+			u := pgo.NewPGUpgrade()
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: upgraded.Namespace, Name: "upgraded-pg17"}, u); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			return pgo.ReadPGUpgrade(u).Succeeded, nil
+		})
+		waitCondition(t, upgraded, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		got := getStack(t, upgraded)
+		if up := got.Status.Cluster.MajorUpgrade; up == nil || up.Step != platformv1alpha1.UpgradeSucceeded || up.FromVersion != 16 || up.ToVersion != 17 {
+			t.Errorf("status.cluster.majorUpgrade = %+v, want 16 -> 17 Succeeded", up)
 		}
-		update(t, scratch, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
-		waitCondition(t, scratch, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+		if got.Status.Cluster.PostgresVersion != 17 {
+			t.Errorf("status.cluster.postgresVersion = %d, want 17", got.Status.Cluster.PostgresVersion)
+		}
+		pc := postgresCluster(t, upgraded)
+		version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		statusVersion, _, _ := unstructured.NestedInt64(pc.Object, "status", "postgresVersion")
+		shutdown, _, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+		if version != 17 || statusVersion != 17 || shutdown || pc.GetAnnotations()[pgo.AnnotationAllowUpgrade] != "" {
+			t.Errorf("PostgresCluster after the upgrade: postgresVersion %d, PGO's status.postgresVersion %d, shutdown %v, allow-upgrade %q; want 17, 17, false, none",
+				version, statusVersion, shutdown, pc.GetAnnotations()[pgo.AnnotationAllowUpgrade])
+		}
+		for _, reason := range []string{platformv1alpha1.EventMajorUpgradeStarted, platformv1alpha1.EventMajorUpgradeSucceeded} {
+			waitEvent(t, upgraded, reason)
+		}
+
+		// No way down: a lower version is held, the cluster keeps running 17.
+		update(t, upgraded, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
+		waitCondition(t, upgraded, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld, "cannot move down to 16")
+		waitCondition(t, upgraded, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
 
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
@@ -54,6 +88,20 @@ func TestStacksOnRealPGO(t *testing.T) {
 		waitCondition(t, pooled, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		if c := pgoCondition(postgresCluster(t, pooled), "ProxyAvailable"); c == nil || c["status"] != "True" {
 			t.Errorf("PGO's ProxyAvailable = %v, want True on a Ready pooled stack", c)
+		}
+		// status.connection names what PGO really made, by PGO's naming.
+		conn := getStack(t, pooled).Status.Connection
+		if conn == nil || conn.PoolerService == "" || len(conn.Users) != 1 {
+			t.Fatalf("status.connection = %+v, want the primary, PgBouncer and one user's Secret", conn)
+		}
+		for _, obj := range []client.Object{
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: pooled.Namespace, Name: conn.Service}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: pooled.Namespace, Name: conn.PoolerService}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: pooled.Namespace, Name: conn.Users[0].Secret}},
+		} {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				t.Errorf("status.connection names %T %s, which PGO did not make: %v", obj, obj.GetName(), err)
+			}
 		}
 	})
 
