@@ -95,9 +95,11 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				obs.ApplyError = err.Error()
 				return fmt.Errorf("apply PostgresCluster %s/%s: %w", desired.GetNamespace(), desired.GetName(), err)
 			}
-			if live == nil {
-				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, platformv1alpha1.EventPostgresClusterCreated, "Create",
-					"created PostgresCluster %s (PGO %s)", desired.GetName(), sc.obs.Operator.InstalledCSV)
+			// A new stack's first status says the cluster was created; an
+			// Event tells only a cluster created again after it was gone.
+			if live == nil && sc.stack.Status.Cluster.PostgresVersion != 0 {
+				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeWarning, platformv1alpha1.EventPostgresClusterCreated, "Create",
+					"created PostgresCluster %s again (PGO %s): it was gone", desired.GetName(), sc.obs.Operator.InstalledCSV)
 			}
 			if plan.Event.Reason != "" {
 				r.Recorder.Eventf(sc.stack, desired, corev1.EventTypeNormal, plan.Event.Reason, "Upgrade", "%s", plan.Event.Message)

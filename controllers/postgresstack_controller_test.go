@@ -2,11 +2,14 @@ package controllers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -70,7 +73,7 @@ func TestFirstInstallAutomaticToReady(t *testing.T) {
 	if got.Status.Operator.Version != "5.8.9" || got.Status.Cluster.Name != "hippo" || got.Status.Cluster.ReadyInstances != 1 {
 		t.Errorf("status = %+v", got.Status)
 	}
-	waitEvent(t, stack, "PostgresClusterCreated")
+	waitEvent(t, stack, platformv1alpha1.ReasonReady)
 }
 
 func TestManualApprovalWaitsForAPerson(t *testing.T) {
@@ -420,4 +423,43 @@ func TestAMissingCatalogSourceStalls(t *testing.T) {
 		s.Spec.Operator.Source = "no-such-catalog"
 	}))
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonCatalogNotFound, "olm/no-such-catalog")
+}
+
+// A new stack's way to Ready is told by one Event (each is an API write per
+// stack); a PostgresCluster that goes missing and is created again is news.
+func TestOnlyAClusterCreatedAgainIsAnEvent(t *testing.T) {
+	ctx := context.Background()
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	pc := getPostgresCluster(t, ns, "hippo")
+	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
+	waitEvent(t, stack, platformv1alpha1.ReasonReady)
+	for _, e := range stackEvents(t, stack) {
+		if e.Reason == platformv1alpha1.EventPostgresClusterCreated || e.Reason == platformv1alpha1.ReasonInstancesNotReady || e.Reason == platformv1alpha1.ReasonAwaitingPGO {
+			t.Errorf("a new stack's way to Ready told %s (%s)", e.Reason, e.Note)
+		}
+	}
+
+	must(t, k8s.Delete(ctx, pc))
+	if e := waitEvent(t, stack, platformv1alpha1.EventPostgresClusterCreated); e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "again") {
+		t.Errorf("the re-creation Event is %s %q, want a Warning saying it was created again", e.Type, e.Note)
+	}
+	getPostgresCluster(t, ns, "hippo")
+}
+
+// stackEvents are the Events recorded about the stack so far.
+func stackEvents(t *testing.T, s *platformv1alpha1.PostgresStack) []eventsv1.Event {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	must(t, k8s.List(context.Background(), list, client.InNamespace(s.Namespace)))
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Name == s.Name {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -19,15 +19,16 @@ var eventedConditions = []string{
 }
 
 // recordTransitions emits the Events a person wants in `kubectl describe`:
-// each change of a component's status or reason (Warning when the operator
-// failed), an upgrade that starts or stops waiting, the stack becoming Ready
-// or losing it, and the stack stalling (Warning).
+// each change of the operator's status or reason (Warning when it failed),
+// the cluster turning ready or not, an upgrade that starts or stops
+// waiting, the stack becoming Ready or losing it, and the stack stalling
+// (Warning).
 //
 // Events are API writes, one per stack each (make bench counts them), so
 // they say each thing once: a stack's first report is no change of a
-// component (only a failed operator is news then; PostgresClusterCreated
-// tells the rest), and the cluster turning ready as the stack turns Ready is
-// the Ready event's news.
+// component (only a failed operator is news then), and the cluster turning
+// ready as the stack turns Ready is the Ready event's news. A new stack's
+// way to Ready is told by one Event, Ready.
 func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.PostgresStack, before, after platformv1alpha1.PostgresStackStatus) {
 	becameReady := meta.IsStatusConditionTrue(after.Conditions, platformv1alpha1.ConditionReady) &&
 		!meta.IsStatusConditionTrue(before.Conditions, platformv1alpha1.ConditionReady)
@@ -42,7 +43,10 @@ func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.Post
 		eventType := corev1.EventTypeNormal
 		switch t {
 		case platformv1alpha1.ConditionOperatorInstalled, platformv1alpha1.ConditionClusterReady:
-			if !reasonChanged {
+			// PGO's steps toward a ready cluster (awaiting PGO, instances,
+			// backups) are status, not news: only the cluster turning ready
+			// or not is told.
+			if !reasonChanged || (t == platformv1alpha1.ConditionClusterReady && !statusChanged) {
 				continue
 			}
 			if now.Reason == platformv1alpha1.ReasonCSVFailed {

@@ -12,9 +12,9 @@ import (
 )
 
 // Each Event is an API write per stack, so a stack's way to Ready tells each
-// thing once: nothing for its first report (PostgresClusterCreated says
-// it), then Ready, not ClusterReady beside it. A failed operator is news
-// even in a first report.
+// thing once: nothing for its first report nor for PGO's steps, then Ready,
+// not ClusterReady beside it. A failed operator is news even in a first
+// report.
 func TestTransitionsAreToldOnce(t *testing.T) {
 	cond := func(typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
 		return metav1.Condition{Type: typ, Status: status, Reason: reason}
@@ -41,6 +41,7 @@ func TestTransitionsAreToldOnce(t *testing.T) {
 		{"first report, PGO installed", nil, stackWithPGO, nil},
 		{"first report, waiting for PGO", nil, waitingForPGO, nil},
 		{"first report, PGO failed", nil, []metav1.Condition{failed, notReady}, []string{platformv1alpha1.ReasonCSVFailed}},
+		{"PGO's steps toward ready are status, not Events", stackWithPGO, []metav1.Condition{installed, clusterLost, notReady}, nil},
 		{"the cluster and the stack become ready", stackWithPGO, readyStack, []string{"Ready"}},
 		{"PGO installs while the stack waits", waitingForPGO, stackWithPGO, []string{"Succeeded"}},
 		{"the cluster stops being ready", readyStack, []metav1.Condition{installed, clusterLost, readyLost}, []string{"InstancesNotReady", "InstancesNotReady"}},
