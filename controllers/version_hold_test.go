@@ -36,8 +36,6 @@ func TestARaisedVersionRunsAPGUpgradeInSteps(t *testing.T) {
 		s.Spec.Postgres.Version = 17
 		s.Spec.Postgres.Parameters = map[string]intstr.IntOrString{"work_mem": intstr.FromString("8MB")}
 	})
-	waitCondition(t, stack, platformv1alpha1.ConditionReconciling, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradePending,
-		"from PostgreSQL 16 to 17 waits", "no backup has completed yet")
 	eventually(t, "work_mem applied beside postgresVersion 16", func() (bool, error) {
 		pc := getPostgresCluster(t, ns, "hippo")
 		workMem, _, _ := unstructured.NestedString(pc.Object, "spec", "config", "parameters", "work_mem")
@@ -46,7 +44,11 @@ func TestARaisedVersionRunsAPGUpgradeInSteps(t *testing.T) {
 		}
 		return workMem == "8MB", nil
 	})
+	// PGO has yet to report on the new work_mem: the upgrade waits for a
+	// ready cluster first, then for the backup.
 	pgoReportsReady(t, ns, "hippo")
+	waitCondition(t, stack, platformv1alpha1.ConditionReconciling, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradePending,
+		"from PostgreSQL 16 to 17 waits", "no backup has completed yet")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
 	if k := kstatusOf(t, stack); k != kstatus.InProgressStatus {
 		t.Errorf("kstatus of a stack whose upgrade waits = %s, want InProgress", k)
