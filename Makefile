@@ -243,11 +243,10 @@ export PGSTACK_KWOK_ASSETS := $(KWOK_ASSETS)
 .PHONY: cluster-bins
 CLUSTER_BINS = $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(OLM_OLM) $(OLM_CATALOG) $(OPM) $(KWOK) $(KWOK_STAGES) $(PGO)
 
-# Three groups, one go build each: kube (with etcd), OLM (with opm and kwok)
-# and PGO's manager. They come from modules whose versions differ, so they
-# share little and build side by side: a cold build keeps both cores busy
-# through each group's links and PGO's cgo, where one group at a time leaves
-# one idle.
+# Three groups, one go build each: kube (with etcd), PGO's manager, and OLM
+# (with opm and kwok) once PGO's is built (see below). The kube group builds
+# beside the other two: a cold build keeps both cores busy through each
+# group's links and cgo, where one group at a time leaves one idle.
 cluster-bins: ## Build the full local cluster's binaries and PGO's manager (only when missing).
 	@$(MAKE) --no-print-directory -s -j3 $(CLUSTER_BINS)
 
