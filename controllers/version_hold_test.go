@@ -8,6 +8,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,13 +89,7 @@ func TestARaisedVersionRunsAPGUpgradeInSteps(t *testing.T) {
 
 	// PGO's upgrade controller reports success: the cluster starts on 17.
 	pgoReportsUpgrade(t, ns, "hippo-pg17", "True", "PGUpgradeSucceeded")
-	eventually(t, "the PostgresCluster at 17, started, without the annotation", func() (bool, error) {
-		pc := getPostgresCluster(t, ns, "hippo")
-		v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
-		_, stopped, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
-		_, annotated := pc.GetAnnotations()[pgo.AnnotationAllowUpgrade]
-		return v == 17 && !stopped && !annotated, nil
-	})
+	waitStartedOn(t, ns, "hippo", 17)
 	waitEvent(t, stack, platformv1alpha1.EventMajorUpgradeSucceeded)
 	pgoReportsReady(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
@@ -132,13 +127,7 @@ func TestAFailedPGUpgradeKeepsTheClusterDownUntilTold(t *testing.T) {
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) {
 		s.Spec.Postgres.Upgrade = &platformv1alpha1.MajorUpgrade{StartOldVersionOnFailure: true}
 	})
-	eventually(t, "the cluster started again on 16", func() (bool, error) {
-		pc := getPostgresCluster(t, ns, "hippo")
-		v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
-		_, stopped, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
-		_, annotated := pc.GetAnnotations()[pgo.AnnotationAllowUpgrade]
-		return v == 16 && !stopped && !annotated, nil
-	})
+	waitStartedOn(t, ns, "hippo", 16)
 	pgoReportsReady(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradeFailed, "runs PostgreSQL 16 again")
@@ -175,6 +164,19 @@ func TestAVersionBelowTheRunningOneIsHeld(t *testing.T) {
 		"PostgreSQL 17 runs", "set spec.postgres.version to 17")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, platformv1alpha1.ReasonReady)
 	wantVersion(t, ns, "hippo", 17)
+}
+
+// waitStartedOn waits for the PostgresCluster to be applied at version,
+// without the shutdown and the allow-upgrade annotation an upgrade sets.
+func waitStartedOn(t *testing.T, ns, name string, version int64) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("PostgresCluster %s/%s started on %d, without the upgrade's annotation", ns, name, version), func() (bool, error) {
+		pc := getPostgresCluster(t, ns, name)
+		v, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		_, stopped, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+		_, annotated := pc.GetAnnotations()[pgo.AnnotationAllowUpgrade]
+		return v == version && !stopped && !annotated, nil
+	})
 }
 
 // wantVersion checks the PostgresCluster's spec.postgresVersion. Callers
