@@ -230,15 +230,17 @@ func PlanMajorUpgrade(in UpgradeInput) UpgradePlan {
 		return plan
 	}
 
-	plan := UpgradePlan{Apply: in.Desired, Running: running}
+	// The annotation without its PGUpgrade: an upgrade whose PGUpgrade was
+	// deleted (to retry it, or to give it up). Whatever comes next is
+	// applied, even where the live cluster holds every field of it.
+	leftovers := upgradeLeftovers(in.Live)
+	plan := UpgradePlan{Apply: in.Desired, Running: running, Force: leftovers}
 	if done != nil {
 		plan.Report = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: done.Name, FromVersion: int32(done.From), ToVersion: int32(done.To),
 			Step: platformv1alpha1.UpgradeSucceeded}
 	}
 	switch {
 	case wanted == running:
-		// A cluster started after an upgrade keeps nothing the upgrade set.
-		plan.Force = upgradeLeftovers(in.Live)
 		return plan
 	case wanted < running:
 		plan.Apply = held(in.Desired, in.Live, running)
@@ -271,7 +273,9 @@ func PlanMajorUpgrade(in UpgradeInput) UpgradePlan {
 	if settings.TransferMethod == "CopyFileRange" && wanted < 17 {
 		return refused("transferMethod CopyFileRange needs pg_upgrade 17 or later")
 	}
-	if r := ClusterReadiness(in.Live); !r.Ready || r.Reason != ReasonReady {
+	// A cluster stopped for an upgrade whose PGUpgrade was deleted is not
+	// started to be checked: with --link its old data may no longer start.
+	if r := ClusterReadiness(in.Live); !leftovers && (!r.Ready || r.Reason != ReasonReady) {
 		return waiting(platformv1alpha1.ReasonMajorUpgradePending, "the cluster must be ready first ("+r.Message+")")
 	}
 	if backupsOn(in.Desired) {

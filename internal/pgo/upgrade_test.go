@@ -318,6 +318,24 @@ func TestPlanMajorUpgrade(t *testing.T) {
 			wantFinding: "Held", wantReason: platformv1alpha1.ReasonMajorUpgradeFailed,
 		},
 		{
+			name: "the PGUpgrade deleted to retry: the stopped cluster is not started, a new one is made",
+			live: cluster(spec(16, "shutdown", true), stoppedCluster, allowed("hippo-pg17"), func(pc *unstructured.Unstructured) {
+				noBackupYet(pc)
+				_ = unstructured.SetNestedSlice(pc.Object, []any{map[string]any{"name": "repo1", "replicaCreateBackupComplete": true}}, "status", "pgbackrest", "repos")
+			}),
+			desired:     cluster(spec(17)),
+			catalog:     &images,
+			wantVersion: 16, wantStopped: shutdownAnd("hippo-pg17"), wantForce: true, wantCreate: "hippo-pg17", wantStep: platformv1alpha1.UpgradeShuttingDown,
+			wantFinding: "Down", wantReason: platformv1alpha1.ReasonMajorUpgradeRunning,
+			wantEvent: platformv1alpha1.EventMajorUpgradeStarted,
+		},
+		{
+			name:        "the PGUpgrade deleted and the version set back: started again on the old version",
+			live:        cluster(spec(16, "shutdown", true), stoppedCluster, allowed("hippo-pg17")),
+			desired:     cluster(spec(16)),
+			wantVersion: 16, wantForce: true,
+		},
+		{
 			name:        "a lower version is held: no downgrade",
 			live:        cluster(spec(17), ready),
 			desired:     cluster(spec(16)),
