@@ -33,6 +33,10 @@ type ImageRequest struct {
 	// names (spec.image, spec.backups.pgbackrest.image,
 	// spec.proxy.pgBouncer.image, spec.monitoring.pgmonitor.exporter.image).
 	Postgres, PGBackRest, PGBouncer, PGExporter string
+	// PGBackRest, PGBouncer and the exporter run only when the spec asks for
+	// them (spec.backups.pgbackrest, spec.proxy.pgBouncer,
+	// spec.monitoring.pgmonitor.exporter).
+	UsesPGBackRest, UsesPGBouncer, UsesExporter bool
 }
 
 // ImageRequestFor reads the request out of a PostgresCluster (such as the one
@@ -43,7 +47,14 @@ func ImageRequestFor(pc *unstructured.Unstructured) ImageRequest {
 		return s
 	}
 	version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+	present := func(path ...string) bool {
+		_, found, _ := unstructured.NestedFieldNoCopy(pc.Object, append([]string{"spec"}, path...)...)
+		return found
+	}
 	return ImageRequest{
+		UsesPGBackRest:  present("backups", "pgbackrest"),
+		UsesPGBouncer:   present("proxy", "pgBouncer"),
+		UsesExporter:    present("monitoring", "pgmonitor", "exporter"),
 		PostgresVersion: version,
 		PostGISVersion:  get("postGISVersion"),
 		Postgres:        get("image"),

@@ -18,12 +18,15 @@ const registry = "registry.developers.crunchydata.com/crunchydata/"
 
 // pgo589Env is the operator container's env of PGO v5.8.9's release
 // Deployment, read in place from PGO's material beside the repository.
-func pgo589Env(t *testing.T) []corev1.EnvVar {
+func pgo589Env(t *testing.T) []corev1.EnvVar { return pgoReleaseEnv(t, "5.8.9") }
+
+// pgoReleaseEnv is the operator container's env of a PGO release's Deployment.
+func pgoReleaseEnv(t *testing.T, version string) []corev1.EnvVar {
 	t.Helper()
-	path := filepath.Join(testenv.PGODir(), "v5.8.9", "release", "manager.yaml")
+	path := filepath.Join(testenv.PGODir(), "v"+version, "release", "manager.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("PGO's v5.8.9 release Deployment: %v (set %s)", err, testenv.PGODirEnv)
+		t.Fatalf("PGO's v%s release Deployment: %v (set %s)", version, err, testenv.PGODirEnv)
 	}
 	deployment := &appsv1.Deployment{}
 	if err := yaml.Unmarshal(data, deployment); err != nil {
@@ -43,10 +46,14 @@ func env(pairs ...string) []corev1.EnvVar {
 	return out
 }
 
+// fromConfigMap sets a variable from a ConfigMap key: set, value unknown.
+func fromConfigMap(name string) []corev1.EnvVar {
+	return []corev1.EnvVar{{Name: name, ValueFrom: &corev1.EnvVarSource{
+		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "images"}, Key: "image"}}}}
+}
+
 func TestResolve(t *testing.T) {
 	release := pgo589Env(t)
-	fromConfigMap := []corev1.EnvVar{{Name: "RELATED_IMAGE_POSTGRES_14", ValueFrom: &corev1.EnvVarSource{
-		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "images"}, Key: "pg14"}}}}
 	tests := []struct {
 		name         string
 		csv, sub     []corev1.EnvVar
@@ -79,7 +86,7 @@ func TestResolve(t *testing.T) {
 		{name: "an empty value unsets, as os.Getenv reads it", csv: release, sub: env("RELATED_IMAGE_POSTGRES_16", ""),
 			req:          ImageRequest{PostgresVersion: 16},
 			wantBackRest: Image{Ref: registry + "crunchy-pgbackrest:ubi9-2.59.0-2633", From: "RELATED_IMAGE_PGBACKREST"}},
-		{name: "a value from a ConfigMap is set, its value unknown", csv: release, sub: fromConfigMap, req: ImageRequest{PostgresVersion: 14},
+		{name: "a value from a ConfigMap is set, its value unknown", csv: release, sub: fromConfigMap("RELATED_IMAGE_POSTGRES_14"), req: ImageRequest{PostgresVersion: 14},
 			wantPostgres: Image{From: "RELATED_IMAGE_POSTGRES_14"},
 			wantBackRest: Image{Ref: registry + "crunchy-pgbackrest:ubi9-2.59.0-2633", From: "RELATED_IMAGE_PGBACKREST"}},
 		{name: "a spec image for pgBackRest", csv: release, req: ImageRequest{PostgresVersion: 16, PGBackRest: "example.com/pgbackrest"},
@@ -161,8 +168,13 @@ spec:
   backups: {pgbackrest: {image: example.com/br}}
   proxy: {pgBouncer: {image: example.com/pb}}
   monitoring: {pgmonitor: {exporter: {image: example.com/ex}}}`)
-	want := ImageRequest{PostgresVersion: 17, PostGISVersion: "3.6", Postgres: "example.com/pg", PGBackRest: "example.com/br", PGBouncer: "example.com/pb", PGExporter: "example.com/ex"}
+	want := ImageRequest{PostgresVersion: 17, PostGISVersion: "3.6", Postgres: "example.com/pg", PGBackRest: "example.com/br", PGBouncer: "example.com/pb", PGExporter: "example.com/ex",
+		UsesPGBackRest: true, UsesPGBouncer: true, UsesExporter: true}
 	if got := ImageRequestFor(pc); got != want {
 		t.Errorf("ImageRequestFor = %+v, want %+v", got, want)
+	}
+	// Without backups, a pooler or monitoring, PGO runs none of their images.
+	if got, want := ImageRequestFor(cluster(t, "spec: {postgresVersion: 16}")), (ImageRequest{PostgresVersion: 16}); got != want {
+		t.Errorf("ImageRequestFor(bare) = %+v, want %+v", got, want)
 	}
 }
