@@ -19,8 +19,10 @@ func main() {
 		err = runManager(args)
 	case "render":
 		err = runRender(args, os.Stdin, os.Stdout, os.Stderr)
+	case "preview-upgrade":
+		err = runPreviewUpgrade(args, os.Stdout, os.Stderr)
 	default:
-		err = fmt.Errorf("unknown command %q (known: manager, render)", command)
+		err = fmt.Errorf("unknown command %q (known: manager, render, preview-upgrade)", command)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgstack:", err)

@@ -54,6 +54,8 @@ type PostgresStackReconciler struct {
 	// written is the last status written per stack, for reads the cache
 	// has not caught up with.
 	written writtenStatuses
+	// reviews keeps each waiting plan's contents as judged once.
+	reviews planReviews
 
 	// olmWatch and pgoWatch start the caches of OLM's objects and of the
 	// PostgresClusters pgstack manages once their APIs are served; see

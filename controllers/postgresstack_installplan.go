@@ -34,7 +34,7 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 	if plan.Spec.Approved || plan.Status.Phase != operatorsv1alpha1.InstallPlanPhaseRequiresApproval {
 		return nil
 	}
-	facts, err := r.planFacts(ctx, sc.stack, sub, plan)
+	facts, err := r.planFacts(ctx, sc, sub, plan)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,8 @@ func (r *PostgresStackReconciler) reconcileInstallPlan(ctx context.Context, sc *
 	return nil
 }
 
-func (r *PostgresStackReconciler) planFacts(ctx context.Context, stack *platformv1alpha1.PostgresStack, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan) (policy.Facts, error) {
+func (r *PostgresStackReconciler) planFacts(ctx context.Context, sc *scope, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan) (policy.Facts, error) {
+	stack := sc.stack
 	users, err := r.stacksUsing(ctx, sub.Namespace, sub.Spec.Package)
 	if err != nil {
 		return policy.Facts{}, err
@@ -84,6 +85,12 @@ func (r *PostgresStackReconciler) planFacts(ctx context.Context, stack *platform
 		}
 		facts.NeighbourAutomatic[n.Status.CurrentCSV] = n.Spec.InstallPlanApproval != operatorsv1alpha1.ApprovalManual
 	}
+	// What the plan's new CSV and CRDs would do, before anyone approves it.
+	preview, err := r.previewUpgrade(ctx, sc, sub, plan, users, &facts)
+	if err != nil {
+		return policy.Facts{}, fmt.Errorf("preview install plan %s: %w", plan.Name, err)
+	}
+	sc.obs.Operator.Preview = preview
 	return facts, nil
 }
 

@@ -72,11 +72,6 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 		}
 	}
 
-	if sub.Status.InstallPlanRef != nil {
-		if err := r.reconcileInstallPlan(ctx, sc, sub); err != nil {
-			return err
-		}
-	}
 	if sub.Status.InstalledCSV != "" {
 		csv := &operatorsv1alpha1.ClusterServiceVersion{}
 		err := r.olm().Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: sub.Status.InstalledCSV}, csv)
@@ -88,6 +83,13 @@ func (r *PostgresStackReconciler) reconcileOperator(ctx context.Context, sc *sco
 		default:
 			obs.CSVPhase, obs.CSVReason, obs.CSVMessage = string(csv.Status.Phase), string(csv.Status.Reason), csv.Status.Message
 			sc.images = imageCatalog(csv, sub)
+		}
+	}
+	// The plan is judged knowing the images PGO runs today, to preview
+	// what the next one would change.
+	if sub.Status.InstallPlanRef != nil {
+		if err := r.reconcileInstallPlan(ctx, sc, sub); err != nil {
+			return err
 		}
 	}
 	return nil

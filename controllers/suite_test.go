@@ -8,6 +8,7 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -194,6 +195,15 @@ func (o *olm) resolve(sub *operatorsv1alpha1.Subscription, csvs ...string) *oper
 	}
 	must(o.t, k8s.Create(ctx, plan))
 	plan.Status = operatorsv1alpha1.InstallPlanStatus{Phase: operatorsv1alpha1.InstallPlanPhaseRequiresApproval, CatalogSources: []string{}}
+	// Each CSV's step, inline, as OLM writes it for a catalog serving its
+	// bundles' objects.
+	for _, csv := range csvs {
+		manifest, err := json.Marshal(pgoCSV(csv, o.ns))
+		must(o.t, err)
+		plan.Status.Plan = append(plan.Status.Plan, &operatorsv1alpha1.Step{Resolving: csv, Status: operatorsv1alpha1.StepStatusUnknown,
+			Resource: operatorsv1alpha1.StepResource{Kind: operatorsv1alpha1.ClusterServiceVersionKind, Name: csv, Manifest: string(manifest),
+				Group: operatorsv1alpha1.GroupName, Version: operatorsv1alpha1.GroupVersion}})
+	}
 	must(o.t, k8s.Status().Update(ctx, plan))
 	o.setSubscriptionStatus(sub.Name, func(s *operatorsv1alpha1.SubscriptionStatus) {
 		s.CurrentCSV = csvs[0]
@@ -250,19 +260,7 @@ func (o *olm) setCSVPhase(name string, phase operatorsv1alpha1.ClusterServiceVer
 	csv := &operatorsv1alpha1.ClusterServiceVersion{}
 	err := k8s.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: name}, csv)
 	if apierrors.IsNotFound(err) {
-		csv = &operatorsv1alpha1.ClusterServiceVersion{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.ns},
-			Spec: operatorsv1alpha1.ClusterServiceVersionSpec{DisplayName: "Crunchy Postgres for Kubernetes",
-				InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: "deployment",
-					StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
-						Name: "pgo",
-						Spec: appsv1.DeploymentSpec{
-							Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pgo"}},
-							Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "pgo"}},
-								Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "operator", Image: "pgo", Env: pgoEnv}}}},
-						},
-					}}}}},
-		}
+		csv = pgoCSV(name, o.ns)
 		must(o.t, k8s.Create(ctx, csv))
 	} else {
 		must(o.t, err)
@@ -270,6 +268,24 @@ func (o *olm) setCSVPhase(name string, phase operatorsv1alpha1.ClusterServiceVer
 	csv.Status = operatorsv1alpha1.ClusterServiceVersionStatus{Phase: phase, Reason: reason, Message: message,
 		LastUpdateTime: ptr(metav1.Now()), LastTransitionTime: ptr(metav1.Now())}
 	must(o.t, k8s.Status().Update(ctx, csv))
+}
+
+// pgoCSV is PGO's CSV as the suite's OLM installs it and puts in a plan.
+func pgoCSV(name, namespace string) *operatorsv1alpha1.ClusterServiceVersion {
+	return &operatorsv1alpha1.ClusterServiceVersion{
+		TypeMeta:   metav1.TypeMeta{APIVersion: operatorsv1alpha1.SchemeGroupVersion.String(), Kind: operatorsv1alpha1.ClusterServiceVersionKind},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: operatorsv1alpha1.ClusterServiceVersionSpec{DisplayName: "Crunchy Postgres for Kubernetes",
+			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{StrategyName: "deployment",
+				StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
+					Name: "pgo",
+					Spec: appsv1.DeploymentSpec{
+						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pgo"}},
+						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "pgo"}},
+							Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "operator", Image: "pgo", Env: pgoEnv}}}},
+					},
+				}}}}},
+	}
 }
 
 // pgoEnv is the operator container's env of PGO v5.8.9's release

@@ -117,6 +117,12 @@ const (
 	ReasonOutsideMaintenanceWindow = "OutsideMaintenanceWindow"
 	ReasonForeignCSV               = "PlanCarriesForeignCSV"
 	ReasonUnknownVersion           = "UnknownVersion"
+	// ReasonUpgradeStrandsClusters: the new PGO ships no PostgreSQL image for
+	// a major version a stack sharing it runs.
+	ReasonUpgradeStrandsClusters = "UpgradeStrandsClusters"
+	// ReasonUnsafeCRDChange: a CRD in the plan would break what the served
+	// one holds or accepts (a rule of internal/crdcompat).
+	ReasonUnsafeCRDChange = "UnsafeCRDChange"
 )
 
 // Event reasons: what pgstack did, as `kubectl describe` lists it. A

@@ -176,6 +176,44 @@ type OperatorStatus struct {
 	// pendingVersion is a version waiting for approval, if any.
 	// +optional
 	PendingVersion string `json:"pendingVersion,omitempty"`
+	// pendingUpgrade previews what the operator upgrade waiting for
+	// approval would do to this stack's cluster, judged from the new CSV in
+	// the InstallPlan before anyone approves it.
+	// +optional
+	PendingUpgrade *PendingUpgradeStatus `json:"pendingUpgrade,omitempty"`
+}
+
+// PendingUpgradeStatus previews an operator upgrade for one stack.
+type PendingUpgradeStatus struct {
+	// version is the PGO version the InstallPlan installs.
+	Version string `json:"version"`
+	// installPlan is the InstallPlan previewed.
+	InstallPlan string `json:"installPlan"`
+	// clusterRestarts says PGO would roll this stack's database pods when
+	// the new version starts: an image they run changes (PGO's new default
+	// images reach every cluster that names none of its own).
+	ClusterRestarts bool `json:"clusterRestarts"`
+	// images lists each image of this cluster the upgrade changes,
+	// PgBouncer's included (its pods roll; the database's do not).
+	// +optional
+	// +listType=atomic
+	Images []ImageChange `json:"images,omitempty"`
+	// blocked says why pgstack will not approve the upgrade (it strands a
+	// cluster without a PostgreSQL image, or changes a CRD unsafely);
+	// empty when nothing blocks it.
+	// +optional
+	Blocked string `json:"blocked,omitempty"`
+}
+
+// ImageChange is one image an operator upgrade changes.
+type ImageChange struct {
+	// component is postgres, pgbackrest, pgbouncer or exporter.
+	Component string `json:"component"`
+	// from is the image running now.
+	From string `json:"from"`
+	// to is the image the new PGO would run; "none" when it ships none,
+	// "unknown" when set from a ConfigMap or Secret pgstack does not read.
+	To string `json:"to"`
 }
 
 // ClusterStatus reports the PostgresCluster pgstack manages.
@@ -301,6 +339,8 @@ type UserSecret struct {
 // +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
 // +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.status.cluster.postgresVersion`
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
+// +kubebuilder:printcolumn:name="Pending",type=string,JSONPath=`.status.operator.pendingUpgrade.version`,description="PGO version waiting for approval"
+// +kubebuilder:printcolumn:name="Restarts",type=boolean,JSONPath=`.status.operator.pendingUpgrade.clusterRestarts`,description="whether the pending PGO upgrade restarts this stack's database",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PostgresStack struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -44,7 +44,17 @@ const (
 	ReasonOutsideMaintenanceWindow = platformv1alpha1.ReasonOutsideMaintenanceWindow
 	ReasonForeignCSV               = platformv1alpha1.ReasonForeignCSV
 	ReasonUnknownVersion           = platformv1alpha1.ReasonUnknownVersion
+	ReasonUpgradeStrandsClusters   = platformv1alpha1.ReasonUpgradeStrandsClusters
+	ReasonUnsafeCRDChange          = platformv1alpha1.ReasonUnsafeCRDChange
 )
+
+// Hazard is something in a plan's contents that forbids approving it,
+// whatever the policies say: found by the controller from the plan's new
+// CSV and CRDs (a stranded cluster, an unsafe CRD change).
+type Hazard struct {
+	Reason  string
+	Message string
+}
 
 // StackPolicy is one stack's say over the operator it shares with others.
 type StackPolicy struct {
@@ -79,6 +89,11 @@ type Facts struct {
 	Policies []StackPolicy
 	// Now is the time windows are judged at.
 	Now time.Time
+	// Hazards found in the plan's contents; the first refuses it.
+	Hazards []Hazard
+	// Preview says what the upgrade would do to the clusters, for the
+	// message of a plan approved or waiting.
+	Preview string
 }
 
 // Decision is the verdict on a plan, with a reason and a message a person understands.
@@ -133,11 +148,16 @@ func Decide(f Facts) Decision {
 		}
 	}
 
+	if len(f.Hazards) > 0 {
+		h := f.Hazards[0]
+		return Decision{Verdict: Refuse, Reason: h.Reason, Version: version, Message: h.Message}
+	}
+
 	// Waits: allowed, but not by pgstack or not yet.
 	for _, p := range f.Policies {
 		if p.Approval == platformv1alpha1.ApprovalManual {
 			return Decision{Verdict: Wait, Reason: ReasonManualApprovalRequired, Version: version,
-				Message: fmt.Sprintf("version %s waits for a person to approve install plan %s (stack %s asks for Manual approval)", version, f.Plan.Name, p.Stack)}
+				Message: withPreview(fmt.Sprintf("version %s waits for a person to approve install plan %s (stack %s asks for Manual approval)", version, f.Plan.Name, p.Stack), f.Preview)}
 		}
 	}
 	if f.InstalledCSV != "" {
@@ -152,12 +172,19 @@ func Decide(f Facts) Decision {
 			}
 			if !open {
 				return Decision{Verdict: Wait, Reason: ReasonOutsideMaintenanceWindow, Version: version, RetryAt: next,
-					Message: fmt.Sprintf("upgrade to %s waits for stack %s's maintenance window, which opens at %s", version, p.Stack, next.UTC().Format(time.RFC3339))}
+					Message: withPreview(fmt.Sprintf("upgrade to %s waits for stack %s's maintenance window, which opens at %s", version, p.Stack, next.UTC().Format(time.RFC3339)), f.Preview)}
 			}
 		}
 	}
-	d.Message = fmt.Sprintf("version %s is allowed by every stack's policy", version)
+	d.Message = withPreview(fmt.Sprintf("version %s is allowed by every stack's policy", version), f.Preview)
 	return d
+}
+
+func withPreview(message, preview string) string {
+	if preview == "" {
+		return message
+	}
+	return message + "; " + preview
 }
 
 func phaseOrNone(phase string, approved bool) string {

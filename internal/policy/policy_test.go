@@ -107,6 +107,27 @@ func TestDecide(t *testing.T) {
 			wantVerdict: Approve, wantReason: ReasonAllowed,
 		},
 		{
+			name: "a hazard in the plan's contents refuses it, even under Manual approval",
+			facts: Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", InstalledCSV: "postgresoperator.v5.8.8", Policies: []StackPolicy{{Stack: "a/b", Approval: platformv1alpha1.ApprovalManual}},
+				Hazards: []Hazard{{Reason: ReasonUnsafeCRDChange, Message: "CRD postgresclusters: rule required"}, {Reason: ReasonUpgradeStrandsClusters, Message: "second"}}},
+			wantVerdict: Refuse, wantReason: ReasonUnsafeCRDChange, wantInMsg: "rule required",
+		},
+		{
+			name:        "a range refusal comes before a hazard",
+			facts:       Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", Policies: []StackPolicy{{Stack: "a/b", Versions: "<5.8.9"}}, Hazards: []Hazard{{Reason: ReasonUnsafeCRDChange}}},
+			wantVerdict: Refuse, wantReason: ReasonOutsideVersionRange,
+		},
+		{
+			name:        "the preview rides on a wait's message",
+			facts:       Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", InstalledCSV: "postgresoperator.v5.8.8", Policies: []StackPolicy{{Stack: "a/b", Approval: platformv1alpha1.ApprovalManual}}, Preview: "approving it restarts 2 of 3 clusters"},
+			wantVerdict: Wait, wantReason: ReasonManualApprovalRequired, wantInMsg: "(stack a/b asks for Manual approval); approving it restarts 2 of 3 clusters",
+		},
+		{
+			name:        "and on an approval's",
+			facts:       Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", InstalledCSV: "postgresoperator.v5.8.8", Policies: []StackPolicy{automatic}, Preview: "restarts no cluster"},
+			wantVerdict: Approve, wantReason: ReasonAllowed, wantInMsg: "policy; restarts no cluster",
+		},
+		{
 			name:        "CSV name without a version and a range to judge: refuse",
 			facts:       Facts{Plan: Plan{Name: "p", Phase: "RequiresApproval", CSVNames: []string{"postgresoperator"}}, OurCSV: "postgresoperator", Policies: []StackPolicy{{Stack: "a/b", Approval: platformv1alpha1.ApprovalAutomatic, Versions: ">=5.0.0"}}},
 			wantVerdict: Refuse, wantReason: ReasonUnknownVersion,

@@ -51,6 +51,8 @@ type Operator struct {
 	PlanApproved bool
 	// Decision is the policy's verdict on that plan, when it waits for approval.
 	Decision *policy.Decision
+	// Preview is what that plan would do to this stack's cluster.
+	Preview *platformv1alpha1.PendingUpgradeStatus
 }
 
 // Installed reports whether PGO's CSV is Succeeded.
@@ -119,6 +121,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	}
 	if d := o.Operator.Decision; d != nil && (d.Verdict == policy.Wait || d.Verdict == policy.Refuse) {
 		s.Operator.PendingVersion = d.Version
+		s.Operator.PendingUpgrade = o.Operator.Preview
 	}
 	if o.Cluster.Exists {
 		s.Cluster.ReadyInstances = o.Cluster.Readiness.ReadyInstances

@@ -190,21 +190,43 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
 	})
 
-	t.Run("an upgrade under Manual approval waits for a person", func(t *testing.T) {
+	t.Run("under Manual approval a person sees which clusters the upgrade restarts, approves, and PGO rolls exactly those", func(t *testing.T) {
+		// zebra pins every image its database runs (it has no pooler or
+		// monitoring); hippo takes PGO's defaults.
+		release := pgoRelease(t, "5.8.9")
+		update(t, zebra, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Image = envValue(t, release, pgo.PostgresEnv(16, ""))
+			s.Spec.Postgres.Backups.Image = envValue(t, release, pgo.EnvPGBackRest)
+		})
 		update(t, hippo, func(s *platformv1alpha1.PostgresStack) {
 			s.Spec.Operator.Approval = platformv1alpha1.ApprovalManual
-			s.Spec.Operator.Versions = ">=5.8.0 <5.9.1"
+			s.Spec.Operator.Versions = ">=5.8.0 <5.9.2"
 		})
-		must(t, lc.PublishVersion(ctx, "postgresql", "5.9.0"))
-		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "ManualApprovalRequired", "5.9.0")
+		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		before := instanceImages(t)
+		// 5.9.0 ships new default images, as every 5.8.x release did.
+		publishPGO(t, "5.9.0", retagged(release, "-e2e590"), nil)
+		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "ManualApprovalRequired", "5.9.0",
+			"approving it restarts 1 of the 2 clusters sharing PGO: team-a/hippo")
 		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		waitEvent(t, hippo, "ManualApprovalRequired")
-		plan := getStack(t, hippo).Status.Operator.InstallPlan
-		if !strings.Contains(c.Message, plan) {
-			t.Errorf("message %q should name install plan %s", c.Message, plan)
+		got := getStack(t, hippo).Status.Operator
+		if !strings.Contains(c.Message, got.InstallPlan) {
+			t.Errorf("message %q should name install plan %s", c.Message, got.InstallPlan)
 		}
+		want16 := envValue(t, release, pgo.PostgresEnv(16, ""))
+		if p := got.PendingUpgrade; p == nil || p.Version != "5.9.0" || !p.ClusterRestarts || p.Blocked != "" ||
+			!hasChange(p.Images, pgo.ComponentPostgres, want16, want16+"-e2e590") ||
+			!hasChange(p.Images, pgo.ComponentPGBackRest, envValue(t, release, pgo.EnvPGBackRest), envValue(t, release, pgo.EnvPGBackRest)+"-e2e590") {
+			t.Errorf("hippo's preview = %+v", p)
+		}
+		waitFor(t, zebra, "zebra's preview says its cluster does not restart", func(s *platformv1alpha1.PostgresStack) bool {
+			p := s.Status.Operator.PendingUpgrade
+			return p != nil && p.Version == "5.9.0" && !p.ClusterRestarts && len(p.Images) == 0
+		})
 		// A person approves it, as the user document describes (retrying
 		// when OLM wrote the plan in between, as kubectl edit would).
+		plan := got.InstallPlan
 		eventually(t, "a person approves "+plan, func() (bool, error) {
 			ip := &operatorsv1alpha1.InstallPlan{}
 			if err := k8s.Get(ctx, client.ObjectKey{Namespace: "operators", Name: plan}, ip); err != nil {
@@ -215,13 +237,65 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 			return err == nil, client.IgnoreNotFound(ignoreConflict(err))
 		})
 		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+		// PGO rolls hippo onto 5.9.0's images; zebra's StatefulSets keep
+		// their template: the preview named exactly the cluster PGO rolled.
+		eventually(t, "PGO rolls hippo's instance StatefulSets onto 5.9.0's images", func() (bool, error) {
+			for name, images := range instanceImages(t) {
+				if strings.HasPrefix(name, "team-a/") && images == before[name] {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+		for name, images := range instanceImages(t) {
+			if strings.HasPrefix(name, "team-b/") && images != before[name] {
+				t.Errorf("PGO rolled %s, which pins its images: %s -> %s", name, before[name], images)
+			}
+		}
+		if p := getStack(t, hippo).Status.Operator.PendingUpgrade; p != nil {
+			t.Errorf("pendingUpgrade kept after the upgrade: %+v", p)
+		}
+	})
+
+	t.Run("a new PGO without an image for a major version in use is not approved, and the stack says why", func(t *testing.T) {
+		update(t, hippo, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalAutomatic })
+		release := pgoRelease(t, "5.9.0")
+		publishPGO(t, "5.9.1", without(release, pgo.PostgresEnv(16, "")), nil)
+		// zebra pins its image: only hippo would be stranded.
+		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, platformv1alpha1.ReasonUpgradeStrandsClusters,
+			"PGO 5.9.1 would leave team-a/hippo without a PostgreSQL image", "RELATED_IMAGE_POSTGRES_16 unset")
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+		if p := getStack(t, hippo).Status.Operator.PendingUpgrade; p == nil || p.Blocked != c.Message {
+			t.Errorf("pendingUpgrade should carry the refusal: %+v", p)
+		}
+		waitCondition(t, zebra, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, platformv1alpha1.ReasonUpgradeStrandsClusters, "team-a/hippo")
+	})
+
+	t.Run("a plan whose CRDs stop serving a version or require a new field is not approved, naming the CRD and the rule", func(t *testing.T) {
+		// The catalog replaces the bundle; the refused plan is deleted so
+		// OLM resolves again (OLM v0 keeps a pending plan otherwise).
+		release := pgoRelease(t, "5.9.0")
+		crds := alteredCRDs(t)
+		publishPGO(t, "5.9.1", release, crds)
+		deletePendingPlan(t, hippo)
+		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, platformv1alpha1.ReasonUnsafeCRDChange,
+			"pgadmins.postgres-operator.crunchydata.com: rule servedVersionRemoval",
+			"postgresclusters.postgres-operator.crunchydata.com v1beta1 ^.spec.openshift: rule required")
+		t.Logf("refused: %s", c.Message)
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+	})
+
+	t.Run("the same version fixed in the catalog passes every check and is approved", func(t *testing.T) {
+		publishPGO(t, "5.9.1", pgoRelease(t, "5.9.0"), nil)
+		deletePendingPlan(t, hippo)
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.1")
 	})
 
 	t.Run("an upgrade outside the range is never approved", func(t *testing.T) {
-		update(t, hippo, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalAutomatic })
-		must(t, lc.PublishVersion(ctx, "postgresql", "5.9.1"))
-		waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "OutsideVersionRange", "5.9.1", "<5.9.1")
-		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
+		must(t, lc.PublishVersion(ctx, "postgresql", "5.9.2"))
+		waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "OutsideVersionRange", "5.9.2", "<5.9.2")
+		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.1")
 	})
 
 	t.Run("deleting with Retain leaves the database", func(t *testing.T) {
@@ -240,7 +314,7 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 	t.Run("the ledger shows only approvals policy allowed", func(t *testing.T) {
 		for _, a := range approved.In("operators") {
 			switch {
-			case a.Manager == controllers.FieldOwner && len(a.CSVNames) == 1 && (a.CSVNames[0] == "postgresoperator.v5.8.8" || a.CSVNames[0] == "postgresoperator.v5.8.9"):
+			case a.Manager == controllers.FieldOwner && len(a.CSVNames) == 1 && (a.CSVNames[0] == "postgresoperator.v5.8.8" || a.CSVNames[0] == "postgresoperator.v5.8.9" || a.CSVNames[0] == "postgresoperator.v5.9.1"):
 			case a.Manager == "a-person" && len(a.CSVNames) == 1 && a.CSVNames[0] == "postgresoperator.v5.9.0":
 			case a.Approval == operatorsv1alpha1.ApprovalAutomatic && len(a.CSVNames) == 1 && a.CSVNames[0] == "postgresoperator.v5.8.8":
 				// OLM itself approved the first plan of the hand-made Automatic
@@ -249,27 +323,28 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 				t.Errorf("approval outside policy: %+v", a)
 			}
 		}
-		if len(approved.In("operators")) != 3 {
-			t.Errorf("want 3 approvals (5.8.8 and 5.8.9 by pgstack, 5.9.0 by a person), got %+v", approved.In("operators"))
+		if len(approved.In("operators")) != 4 {
+			t.Errorf("want 4 approvals (5.8.8, 5.8.9 and the fixed 5.9.1 by pgstack, 5.9.0 by a person), got %+v", approved.In("operators"))
 		}
 	})
 }
 
 // --- helpers ---------------------------------------------------------------
 
-// instanceImages is the database container's image of every PostgreSQL
-// instance StatefulSet PGO made, by namespace/name.
+// instanceImages is the containers' images of every PostgreSQL instance
+// StatefulSet PGO made, by namespace/name, as "name=image ..." in the
+// template's order: a change is a rolled StatefulSet.
 func instanceImages(t *testing.T) map[string]string {
 	t.Helper()
 	sets := &appsv1.StatefulSetList{}
 	must(t, k8s.List(context.Background(), sets, client.HasLabels{"postgres-operator.crunchydata.com/instance"}))
 	images := map[string]string{}
 	for _, s := range sets.Items {
+		var list []string
 		for _, c := range s.Spec.Template.Spec.Containers {
-			if c.Name == "database" {
-				images[s.Namespace+"/"+s.Name] = c.Image
-			}
+			list = append(list, c.Name+"="+c.Image)
 		}
+		images[s.Namespace+"/"+s.Name] = strings.Join(list, " ")
 	}
 	if len(images) == 0 {
 		t.Fatal("no PostgreSQL instance StatefulSet: PGO made none")

@@ -59,6 +59,9 @@ type Package struct {
 	InstallModes []operatorsv1alpha1.InstallMode
 	// CRDs are owned by every version and shipped in every bundle.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// CRDsAt, when it lists a version, are the CRDs that version ships
+	// instead (a test's CRD altered on purpose).
+	CRDsAt map[string][]*apiextensionsv1.CustomResourceDefinition
 	// NodeSelector, when set, goes into the operator pod: a selector no node
 	// matches keeps the Deployment from ever becoming Available.
 	NodeSelector map[string]string
@@ -232,8 +235,8 @@ func readYAML(path, kind string, obj any) error {
 	return fmt.Errorf("no %s in %s", kind, path)
 }
 
-// release is the Release version v runs: its own, else the newest earlier one.
-func (p Package) release(v string) (Release, bool) {
+// ReleaseFor is the Release version v runs: its own, else the newest earlier one.
+func (p Package) ReleaseFor(v string) (Release, bool) {
 	if r, ok := p.Releases[v]; ok {
 		return r, true
 	}
@@ -344,7 +347,7 @@ func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersi
 	labels := map[string]string{"app.kubernetes.io/name": p.Deployment}
 	var owned []operatorsv1alpha1.CRDDescription
 	var groups []string
-	for _, crd := range p.CRDs {
+	for _, crd := range p.crds(v) {
 		owned = append(owned, operatorsv1alpha1.CRDDescription{
 			Name: crd.Name, Version: storageVersion(crd), Kind: crd.Spec.Names.Kind, DisplayName: crd.Spec.Names.Kind,
 		})
@@ -379,7 +382,7 @@ func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersi
 			},
 		},
 	}
-	if r, ok := p.release(v); ok {
+	if r, ok := p.ReleaseFor(v); ok {
 		// As the release ships it; only the image (a kustomize placeholder
 		// in manager.yaml) and the labels kustomize adds are filled in.
 		deployment = *r.Deployment.DeepCopy()
@@ -425,6 +428,14 @@ func (p Package) CSV(v, replaces string) (*operatorsv1alpha1.ClusterServiceVersi
 		},
 	}
 	return csv, nil
+}
+
+// crds are the CRDs version v ships.
+func (p Package) crds(v string) []*apiextensionsv1.CustomResourceDefinition {
+	if crds, ok := p.CRDsAt[v]; ok {
+		return crds
+	}
+	return p.CRDs
 }
 
 // storageVersion is the version a CRD stores, which its CSV names.
@@ -534,7 +545,7 @@ func (p Package) bundle(v, replaces string) (*fbcBundle, error) {
 			return nil, err
 		}
 		objects = append(objects, csv)
-		for _, crd := range p.CRDs {
+		for _, crd := range p.crds(v) {
 			objects = append(objects, crd)
 		}
 	}
@@ -544,7 +555,7 @@ func (p Package) bundle(v, replaces string) (*fbcBundle, error) {
 			{Type: "olm.package", Value: map[string]string{"packageName": p.Name, "version": v}},
 		},
 	}
-	for _, crd := range p.CRDs {
+	for _, crd := range p.crds(v) {
 		b.Properties = append(b.Properties, fbcProperty{Type: "olm.gvk", Value: map[string]string{
 			"group": crd.Spec.Group, "version": storageVersion(crd), "kind": crd.Spec.Names.Kind,
 		}})

@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/crdcompat"
+	"github.com/pgstack/pgstack/internal/installplan"
+	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/policy"
+	"github.com/pgstack/pgstack/internal/render"
+)
+
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+
+// planReview is what a plan's contents say, read once per plan version and
+// Subscription spec however many stacks judge it: the image catalog of the
+// PGO it installs, and its CRDs' breaking changes.
+type planReview struct {
+	key     string
+	next    pgo.Catalog
+	version string
+	unsafe  []crdcompat.Violation
+}
+
+// planReviews keeps the last review of each plan.
+type planReviews struct {
+	mu sync.Mutex
+	m  map[string]*planReview
+}
+
+// reviewPlan reads the CSV and CRDs the plan installs for the Subscription's
+// package (inline, or from the ConfigMap OLM unpacked the bundle into) and
+// compares each CRD with the one served now. Reads go past the cache: they
+// are rare (once per plan version), and caching every CRD, ConfigMap and
+// plan step in the cluster would cost far more. A served CRD changed while
+// the plan waits is not seen until the plan or the Subscription changes.
+func (r *PostgresStackReconciler) reviewPlan(ctx context.Context, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan) (*planReview, error) {
+	name := plan.Namespace + "/" + plan.Name
+	key := fmt.Sprintf("%s@%s %s sub@%d", plan.UID, plan.ResourceVersion, sub.Status.CurrentCSV, sub.Generation)
+	r.reviews.mu.Lock()
+	if rv := r.reviews.m[name]; rv != nil && rv.key == key {
+		r.reviews.mu.Unlock()
+		return rv, nil
+	}
+	r.reviews.mu.Unlock()
+
+	// The cache keeps plans without their steps (cache.go): read this one whole.
+	whole := &operatorsv1alpha1.InstallPlan{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(plan), whole); err != nil {
+		return nil, fmt.Errorf("get install plan %s: %w", name, err)
+	}
+	contents, err := installplan.Read(whole, sub.Status.CurrentCSV, func(namespace, name string) (*corev1.ConfigMap, error) {
+		cm := &corev1.ConfigMap{}
+		return cm, r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm)
+	})
+	if err != nil {
+		return nil, err
+	}
+	review := &planReview{key: key, next: *imageCatalog(contents.CSV, sub), version: contents.CSV.Spec.Version.String()}
+	for _, crd := range contents.CRDs {
+		served := &apiextensionsv1.CustomResourceDefinition{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Name: crd.Name}, served); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get CRD %s to compare with install plan %s: %w", crd.Name, name, err)
+		}
+		review.unsafe = append(review.unsafe, crdcompat.Check(served, crd)...)
+	}
+	r.reviews.mu.Lock()
+	if r.reviews.m == nil {
+		r.reviews.m = map[string]*planReview{}
+	}
+	r.reviews.m[name] = review
+	r.reviews.mu.Unlock()
+	return review, nil
+}
+
+// previewUpgrade fills the facts' hazards and preview for a plan that
+// upgrades an installed PGO, and returns what it would do to this stack.
+func (r *PostgresStackReconciler) previewUpgrade(ctx context.Context, sc *scope, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan,
+	users []platformv1alpha1.PostgresStack, facts *policy.Facts) (*platformv1alpha1.PendingUpgradeStatus, error) {
+	review, err := r.reviewPlan(ctx, sub, plan)
+	if err != nil {
+		return nil, err
+	}
+	if len(review.unsafe) > 0 {
+		facts.Hazards = append(facts.Hazards, policy.Hazard{Reason: policy.ReasonUnsafeCRDChange, Message: unsafeMessage(plan.Name, review.unsafe)})
+	}
+	preview := &platformv1alpha1.PendingUpgradeStatus{Version: review.version, InstallPlan: plan.Name}
+	if sc.images == nil || sub.Status.InstalledCSV == "" {
+		// A first install restarts nothing; only its CRDs are judged.
+		preview.Blocked = firstHazard(facts.Hazards)
+		return preview, nil
+	}
+	var restarting, stranded []string
+	strandedWhy := ""
+	for i := range users {
+		u := &users[i]
+		req, ok, err := r.imageRequest(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		impact := pgo.PreviewOperatorUpgrade(req, *sc.images, review.next, review.version)
+		name := u.Namespace + "/" + u.Name
+		if impact.Restarts {
+			restarting = append(restarting, name)
+		}
+		if impact.Stranded != "" {
+			stranded = append(stranded, name)
+			strandedWhy = impact.Stranded
+		}
+		if u.UID == sc.stack.UID {
+			preview.ClusterRestarts = impact.Restarts
+			for _, c := range impact.Changes {
+				preview.Images = append(preview.Images, platformv1alpha1.ImageChange{Component: c.Component, From: c.From, To: c.To})
+			}
+		}
+	}
+	if len(stranded) > 0 {
+		sort.Strings(stranded)
+		facts.Hazards = append(facts.Hazards, policy.Hazard{Reason: policy.ReasonUpgradeStrandsClusters,
+			Message: fmt.Sprintf("PGO %s would leave %s without a PostgreSQL image, and PGO stops reconciling such a cluster: %s; pin spec.postgres.image on them, or hold the upgrade",
+				review.version, nameList(stranded), strandedWhy)})
+	}
+	sort.Strings(restarting)
+	facts.Preview = fmt.Sprintf("approving it restarts %d of the %d clusters sharing PGO", len(restarting), len(users))
+	if len(restarting) > 0 {
+		facts.Preview += ": " + nameList(restarting)
+	}
+	preview.Blocked = firstHazard(facts.Hazards)
+	return preview, nil
+}
+
+// imageRequest is what PGO picks a stack's images by: its PostgresCluster
+// as PGO sees it, or, before one exists, the one pgstack would create.
+func (r *PostgresStackReconciler) imageRequest(ctx context.Context, stack *platformv1alpha1.PostgresStack) (pgo.ImageRequest, bool, error) {
+	var pc *unstructured.Unstructured
+	if r.pgo() != nil {
+		live, err := r.getPostgresCluster(ctx, stack)
+		if err != nil {
+			return pgo.ImageRequest{}, false, err
+		}
+		pc = live
+	}
+	if pc == nil {
+		desired, err := render.Render(stack)
+		if err != nil {
+			// A stack that cannot be rendered reports that itself; it has
+			// no cluster an upgrade could restart.
+			return pgo.ImageRequest{}, false, nil
+		}
+		pc = desired
+	}
+	return pgo.ImageRequestFor(pc), true, nil
+}
+
+// unsafeMessage names up to three violations, each with its CRD, field and rule.
+func unsafeMessage(plan string, unsafe []crdcompat.Violation) string {
+	const shown = 3
+	list := make([]string, 0, shown)
+	for i := 0; i < len(unsafe) && i < shown; i++ {
+		list = append(list, unsafe[i].String())
+	}
+	msg := fmt.Sprintf("install plan %s would replace CRDs unsafely: %s", plan, strings.Join(list, "; "))
+	if len(unsafe) > shown {
+		msg += fmt.Sprintf(" (and %d more)", len(unsafe)-shown)
+	}
+	return msg
+}
+
+func firstHazard(h []policy.Hazard) string {
+	if len(h) == 0 {
+		return ""
+	}
+	return h[0].Message
+}
+
+// nameList names up to five stacks, then counts the rest.
+func nameList(names []string) string {
+	const shown = 5
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
+}
