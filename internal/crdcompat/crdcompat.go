@@ -138,34 +138,18 @@ func compare(old, next *apiextensionsv1.JSONSchemaProps, path string) []Violatio
 		}
 	}
 
-	floatTighter := func(rule string, o, n *float64, raised bool) {
-		if n == nil {
-			return
-		}
-		switch {
-		case o == nil:
-			add(rule, "%s %g is added", rule, *n)
-		case raised && *n > *o, !raised && *n < *o:
-			add(rule, "%s tightened from %g to %g", rule, *o, *n)
-		}
-	}
-	intTighter := func(rule string, o, n *int64, raised bool) {
-		if n == nil {
-			return
-		}
-		switch {
-		case o == nil:
-			add(rule, "%s %d is added", rule, *n)
-		case raised && *n > *o, !raised && *n < *o:
-			add(rule, "%s tightened from %d to %d", rule, *o, *n)
+	for _, b := range []struct{ rule, tight string }{
+		{RuleMinimum, tighter(old.Minimum, next.Minimum, true)},
+		{RuleMaximum, tighter(old.Maximum, next.Maximum, false)},
+		{RuleMinLength, tighter(old.MinLength, next.MinLength, true)},
+		{RuleMaxLength, tighter(old.MaxLength, next.MaxLength, false)},
+		{RuleMinItems, tighter(old.MinItems, next.MinItems, true)},
+		{RuleMaxItems, tighter(old.MaxItems, next.MaxItems, false)},
+	} {
+		if b.tight != "" {
+			add(b.rule, "%s %s", b.rule, b.tight)
 		}
 	}
-	floatTighter(RuleMinimum, old.Minimum, next.Minimum, true)
-	floatTighter(RuleMaximum, old.Maximum, next.Maximum, false)
-	intTighter(RuleMinLength, old.MinLength, next.MinLength, true)
-	intTighter(RuleMaxLength, old.MaxLength, next.MaxLength, false)
-	intTighter(RuleMinItems, old.MinItems, next.MinItems, true)
-	intTighter(RuleMaxItems, old.MaxItems, next.MaxItems, false)
 
 	names := make([]string, 0, len(old.Properties))
 	for name := range old.Properties {
@@ -187,6 +171,21 @@ func compare(old, next *apiextensionsv1.JSONSchemaProps, path string) []Violatio
 		out = append(out, compare(old.AdditionalProperties.Schema, next.AdditionalProperties.Schema, path+"[*]")...)
 	}
 	return out
+}
+
+// tighter says how a bound became tighter ("2 is added", "tightened from 1
+// to 2"), or "" when it did not: a bound set where there was none, a
+// lower bound raised, an upper bound lowered.
+func tighter[T int64 | float64](old, next *T, lower bool) string {
+	switch {
+	case next == nil:
+		return ""
+	case old == nil:
+		return fmt.Sprintf("%v is added", *next)
+	case lower && *next > *old, !lower && *next < *old:
+		return fmt.Sprintf("tightened from %v to %v", *old, *next)
+	}
+	return ""
 }
 
 // enumMinus lists the values of old that next lacks, compared as compact JSON.
