@@ -89,6 +89,21 @@ type Options struct {
 	// with local processes, beside PGO's (always: its manager built by
 	// `make pgo-bin` runs for PGO's image).
 	LocalImages []LocalImage
+	// PodStarts change how kwok starts some pods (by default at once, and
+	// Ready): the first whose Match selects a pod decides.
+	PodStarts []PodStart
+}
+
+// PodStart is how kwok starts the pods a jq expression selects: after
+// Delay, Ready or not. It plays what a container's start takes (a
+// database's recovery), or an image that never starts.
+type PodStart struct {
+	// Match is a jq expression over the pod that is true for the pods
+	// meant, such as `.metadata.namespace | startswith("wave-")`.
+	Match string
+	Delay time.Duration
+	// NeverReady: the pod runs, and is never Ready.
+	NeverReady bool
 }
 
 // Cluster is a running local cluster.

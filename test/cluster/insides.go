@@ -72,6 +72,19 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 	if err := kwokConfig.Execute(&config, map[string]any{"Repositories": repos, "WorkDir": dir}); err != nil {
 		return insidesSetup{}, err
 	}
+	// Each PodStart's stage selects its pods and none an earlier one
+	// selects, so which stage starts a pod never depends on kwok's weighted
+	// draw among the stages that match.
+	for i, start := range c.opts.PodStarts {
+		var earlier []string
+		for _, e := range c.opts.PodStarts[:i] {
+			earlier = append(earlier, e.Match)
+		}
+		if err := podStartStage.Execute(&config, map[string]any{"Index": i, "Match": start.Match, "Earlier": earlier,
+			"DelayMs": start.Delay.Milliseconds(), "Ready": !start.NeverReady}); err != nil {
+			return insidesSetup{}, err
+		}
+	}
 	path := filepath.Join(c.Dir, "kwok-insides.yaml")
 	if err := os.WriteFile(path, config.Bytes(), 0o644); err != nil {
 		return insidesSetup{}, err
@@ -80,6 +93,8 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 		"PATH=" + dir,
 		"PODEXEC_LOG=" + filepath.Join(c.Dir, "logs", "podexec.log"),
 		"PODEXEC_UNKNOWN=" + c.podexecUnknown(),
+		// A switchover moves Patroni's leader key through the API server.
+		"KUBECONFIG=" + c.Kubeconfig,
 	}}, nil
 }
 
@@ -154,6 +169,72 @@ spec:
       phase: Running
       startTime: {{"{{"}} $now | Quote {{"}}"}}
 {{- end }}
+`))
+
+// podStartStage starts a pod that Match selects (and no earlier PodStart
+// does) after DelayMs, Ready or not; weight 1 wins over kwok's fast
+// pod-ready stage, whose status template this follows.
+var podStartStage = template.Must(template.New("podstart").Parse(`
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-start-{{ .Index }}
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  weight: 1
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Pending']
+    - key: '{{ .Match }}'
+      operator: 'In'
+      values: ['true']
+{{- range .Earlier }}
+    - key: '{{ . }}'
+      operator: 'NotIn'
+      values: ['true']
+{{- end }}
+  delay:
+    durationMilliseconds: {{ .DelayMs }}
+  next:
+    statusTemplate: |
+      {{"{{"}} $now := Now {{"}}"}}
+      conditions:
+      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
+        status: "{{ if .Ready }}True{{ else }}False{{ end }}"
+        type: Ready
+      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
+        status: "{{ if .Ready }}True{{ else }}False{{ end }}"
+        type: ContainersReady
+      containerStatuses:
+      {{"{{"}} range .spec.containers {{"}}"}}
+      - image: {{"{{"}} .image | Quote {{"}}"}}
+        name: {{"{{"}} .name | Quote {{"}}"}}
+        ready: {{ .Ready }}
+        started: true
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{"{{"}} $now | Quote {{"}}"}}
+      {{"{{"}} end {{"}}"}}
+      {{"{{"}} $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) {{"}}"}}
+      {{"{{"}} with $podIPs {{"}}"}}
+      podIP: {{"{{"}} index . 0 | Quote {{"}}"}}
+      podIPs:
+      {{"{{"}} range . {{"}}"}}
+      - ip: {{"{{"}} . | Quote {{"}}"}}
+      {{"{{"}} end {{"}}"}}
+      {{"{{"}} end {{"}}"}}
+      hostIP: "127.0.0.1"
+      phase: Running
+      startTime: {{"{{"}} $now | Quote {{"}}"}}
 `))
 
 // StandInErrors are every failure of what stands in for containers: a

@@ -70,8 +70,9 @@ type memberStatus struct {
 
 // Patroni plays Patroni for every PostgreSQL instance pod PGO creates:
 // once an instance pod runs, one running pod per cluster becomes the leader
-// (the one that already is, else the startup instance PGO names, else the
-// first by name) and the others replicas, each with Patroni's role label and
+// (the one the leader key in the <scope> Endpoints names, which a
+// switchover moves, else the one that already is, else the startup
+// instance PGO names, else the first by name) and the others replicas, each with Patroni's role label and
 // status annotation; the leader of a standby cluster is a standby leader.
 // Once a leader runs, the cluster's <scope>-config Endpoints carries an
 // initialize value and <scope> names the leader, as after Patroni's
@@ -244,6 +245,7 @@ func (p *Patroni) sync(ctx context.Context, k clusterKey, pods []*corev1.Pod) er
 	standby, _, _ := unstructured.NestedBool(pc.Object, "spec", "standby", "enabled")
 	startup, _, _ := unstructured.NestedString(pc.Object, "status", "startupInstance")
 
+	scope := k.name + "-ha"
 	leader := live[0]
 	for _, pod := range live {
 		if pod.Labels[labelInstance] == startup {
@@ -254,6 +256,14 @@ func (p *Patroni) sync(ctx context.Context, k clusterKey, pods []*corev1.Pod) er
 		if pod.Labels[labelRole] == roleLeader {
 			leader = pod // a leader keeps leading while it runs
 			break
+		}
+	}
+	// The leader key in the DCS is the truth (a switchover moves it).
+	if ep, err := p.clientset.CoreV1().Endpoints(k.namespace).Get(ctx, scope, metav1.GetOptions{}); err == nil { //nolint:staticcheck // Patroni's DCS
+		for _, pod := range live {
+			if pod.Name == ep.Annotations[annotationLeader] {
+				leader = pod
+			}
 		}
 	}
 	for _, pod := range live {
@@ -268,7 +278,6 @@ func (p *Patroni) sync(ctx context.Context, k clusterKey, pods []*corev1.Pod) er
 			return err
 		}
 	}
-	scope := k.name + "-ha"
 	if err := p.ensureEndpoints(ctx, k, scope+"-config", annotationInitialize, strconv.FormatUint(systemIdentifier(), 10), false); err != nil {
 		return err
 	}
@@ -329,6 +338,58 @@ func (p *Patroni) ensureEndpoints(ctx context.Context, k clusterKey, name, key, 
 	p.writes++
 	_, err = endpoints.Update(ctx, got, metav1.UpdateOptions{FieldManager: "patroni-standin"})
 	return err
+}
+
+// Switchover plays `patronictl switchover --scheduled=now --force
+// --primary=<pod> --candidate=` as PGO execs it into the primary before
+// deleting it in a rollout (PGO v5.8.9 internal/patroni/api.go:41-62,
+// internal/controller/postgrescluster/instance.go:805-815): the leader key
+// moves to the first other running instance of the cluster (an empty
+// candidate lets Patroni choose), both members' roles change, and it prints
+// what patronictl prints, which PGO reads ("switched over"). With no other
+// running instance, Patroni refuses and PGO tries again later.
+func Switchover(ctx context.Context, cs kubernetes.Interface, primary, candidate string) Answer {
+	answer := func(format string, args ...any) Answer {
+		return Answer{Shape: ShapePatroniSwitchover, Stdout: fmt.Sprintf(format, args...)}
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: labelInstance})
+	var found []*corev1.Pod
+	for i := range pods.Items {
+		if pods.Items[i].Name == primary {
+			found = append(found, &pods.Items[i])
+		}
+	}
+	if err != nil || len(found) != 1 {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: fmt.Sprintf("Error: member %s not found: %v\n", primary, err), Exit: 1}
+	}
+	old := found[0]
+	k := clusterKey{old.Namespace, old.Labels[labelCluster]}
+	members, err := cs.CoreV1().Pods(k.namespace).List(ctx, metav1.ListOptions{LabelSelector: labelCluster + "=" + k.name + "," + labelInstance})
+	if err != nil {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
+	}
+	sort.Slice(members.Items, func(i, j int) bool { return members.Items[i].Name < members.Items[j].Name })
+	var next *corev1.Pod
+	for i := range members.Items {
+		if m := &members.Items[i]; m.Name != primary && running(m) && (candidate == "" || m.Name == candidate) {
+			next = m
+			break
+		}
+	}
+	if next == nil {
+		return answer("Switchover failed, details: 503, Switchover failed\n")
+	}
+	p := &Patroni{clientset: cs, logf: func(string, ...any) {}}
+	if err := p.ensureEndpoints(ctx, k, k.name+"-ha", annotationLeader, next.Name, true); err != nil {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
+	}
+	if err := p.setMember(ctx, next, roleLeader, "primary"); err != nil {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
+	}
+	if err := p.setMember(ctx, old, roleReplica, "replica"); err != nil {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
+	}
+	return answer("Successfully switched over to %q\n", next.Name)
 }
 
 // systemIdentifier is a PostgreSQL system identifier: 19 digits, as initdb

@@ -41,7 +41,11 @@ const (
 	// patronictl restart --pending --force --role=<role> <scope>
 	// (internal/patroni/api.go:150-169): nothing is pending on a stand-in.
 	ShapePatroniRestart = "patronictl-restart-pending"
-	ShapeUnknown        = "unknown"
+	// patronictl switchover --scheduled=now --force --primary=<pod>
+	// --candidate=<pod or empty> (internal/patroni/api.go:41-62): played
+	// against the cluster by Switchover, not by Play.
+	ShapePatroniSwitchover = "patronictl-switchover"
+	ShapeUnknown           = "unknown"
 )
 
 // exitUnknown is a shell's "command not found".
@@ -74,6 +78,17 @@ func Play(name string, args []string) Answer {
 		}
 	}
 	return Answer{Shape: ShapeUnknown, Stderr: name + ": command not played by pgstack's pod stand-in (test/insides)\n", Exit: exitUnknown, Unknown: true}
+}
+
+// SwitchoverArgs reads a patronictl switchover as PGO sends it: the
+// primary and the candidate (empty: Patroni chooses).
+func SwitchoverArgs(name string, args []string) (primary, candidate string, ok bool) {
+	if name != "patronictl" || len(args) != 5 || args[0] != "switchover" || args[1] != "--scheduled=now" || args[2] != "--force" {
+		return "", "", false
+	}
+	primary, okPrimary := strings.CutPrefix(args[3], "--primary=")
+	candidate, okCandidate := strings.CutPrefix(args[4], "--candidate=")
+	return primary, candidate, okPrimary && okCandidate && primary != ""
 }
 
 // Names are the names podexec is installed under: every program PGO execs.

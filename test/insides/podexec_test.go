@@ -36,7 +36,7 @@ fi
 		{"stanza create", []string{"bash", "-ceu", "--", stanza, "-", "abc123", "db", "hash mismatch", "stale repo", "grep repo1-path /etc/pgbackrest/conf.d/pgbackrest_instance.conf"}, ShapeStanzaCreate},
 		{"dynamic configuration", []string{"patronictl", "edit-config", "--replace=-", "--force"}, ShapePatroniConfig},
 		{"pending restarts", []string{"patronictl", "restart", "--pending", "--force", "--role=replica", "hippo-ha"}, ShapePatroniRestart},
-		{"a switchover is not played yet", []string{"patronictl", "switchover", "--scheduled=now", "--force", "--candidate="}, ShapeUnknown},
+		{"a switchover without --primary is not played", []string{"patronictl", "switchover", "--scheduled=now", "--force", "--candidate="}, ShapeUnknown},
 		{"psql without its stdin file", []string{"psql", "-c", "select 1"}, ShapeUnknown},
 		{"any other script", []string{"bash", "-ceu", "--", "rm -rf /", "-"}, ShapeUnknown},
 		{"a program PGO never runs", []string{"pg_ctl", "stop"}, ShapeUnknown},

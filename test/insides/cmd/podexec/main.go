@@ -2,7 +2,9 @@
 // through exec. kwok runs no containers: it runs an exec's command on the
 // host, and the local cluster gives kwok a PATH holding only this program,
 // installed under every name PGO execs (bash, patronictl, psql, pgbackrest).
-// So nothing real on the host ever runs PGO's scripts.
+// So nothing real on the host ever runs PGO's scripts. A switchover is
+// played against the API server ($KUBECONFIG), as Patroni moves its leader
+// key in the DCS.
 //
 // Each command shape PGO sends is played as the real program answers it,
 // citing the PGO source that builds it; anything else exits 127 and is
@@ -15,11 +17,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pgstack/pgstack/test/insides"
 )
@@ -28,6 +35,9 @@ func main() {
 	name := filepath.Base(os.Args[0])
 	args := os.Args[1:]
 	answer := insides.Play(name, args)
+	if primary, candidate, ok := insides.SwitchoverArgs(name, args); ok {
+		answer = switchover(primary, candidate)
+	}
 	logCall(os.Getenv("PODEXEC_LOG"), name, args, answer)
 	if answer.Unknown {
 		logCall(os.Getenv("PODEXEC_UNKNOWN"), name, args, answer)
@@ -35,6 +45,25 @@ func main() {
 	fmt.Fprint(os.Stdout, answer.Stdout)
 	fmt.Fprint(os.Stderr, answer.Stderr)
 	os.Exit(answer.Exit)
+}
+
+// switchover moves Patroni's leader through the API server, reached with
+// $KUBECONFIG (the local cluster's).
+func switchover(primary, candidate string) insides.Answer {
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err == nil {
+		cfg.WarningHandler = rest.NoWarnings{}
+	}
+	var cs *kubernetes.Clientset
+	if err == nil {
+		cs, err = kubernetes.NewForConfig(cfg)
+	}
+	if err != nil {
+		return insides.Answer{Shape: insides.ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1, Unknown: true}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return insides.Switchover(ctx, cs, primary, candidate)
 }
 
 func logCall(path, name string, args []string, answer insides.Answer) {
