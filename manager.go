@@ -80,6 +80,9 @@ func runManager(args []string) error {
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}
+	if err := controllers.NewRolloutReconciler(mgr, reconciler).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up PostgresRolloutPolicy controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}

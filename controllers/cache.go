@@ -2,7 +2,9 @@ package controllers
 
 import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -14,9 +16,39 @@ import (
 )
 
 // CacheOptions are the manager's cache options: managed fields are dropped
-// from everything cached.
+// from everything cached, and of StatefulSets only PGO's instance sets are
+// cached, with what the rollout reads of them.
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	instance, err := labels.NewRequirement(labelPGOInstance, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.StatefulSet{}: {Label: labels.NewSelector().Add(*instance), Transform: stripStatefulSet},
+		},
+	}
+}
+
+// stripStatefulSet keeps an instance StatefulSet's identity, labels,
+// generation, replicas, its containers' names and images, and its status.
+func stripStatefulSet(obj any) (any, error) {
+	s, ok := obj.(*appsv1.StatefulSet)
+	if !ok {
+		return obj, nil
+	}
+	kept := &appsv1.StatefulSet{
+		TypeMeta: s.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+			Generation: s.Generation, Labels: s.Labels},
+		Status: s.Status,
+	}
+	kept.Spec.Replicas = s.Spec.Replicas
+	for _, c := range s.Spec.Template.Spec.Containers {
+		kept.Spec.Template.Spec.Containers = append(kept.Spec.Template.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	return kept, nil
 }
 
 // olmCacheOptions keep memory flat as namespaces grow: copied CSVs (one per

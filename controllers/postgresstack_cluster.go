@@ -60,6 +60,12 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		desired = plan.Apply
 		obs.PostgresVersion, obs.MajorUpgrade = plan.Running, plan.Report
 		obs.Held, obs.Pending, obs.Down, obs.Failed = problem(plan.Held), problem(plan.Pending), problem(plan.Down), problem(plan.Failed)
+		// Under a staged rollout the cluster keeps the images it ran until
+		// its wave (postgresstack_rollout.go).
+		unpin, err := r.pinForRollout(ctx, sc, live, desired)
+		if err != nil {
+			return err
+		}
 		// PGO would refuse a cluster it has no PostgreSQL image for and never
 		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128):
 		// say so before applying anything.
@@ -85,7 +91,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		// Apply when the live object lacks what we would apply, or when its
 		// ownership disagrees with deletionPolicy (a switch to Retain must drop
 		// the owner reference at once, not at deletion).
-		if live == nil || plan.Force || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
+		if live == nil || plan.Force || unpin || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			got, err := r.apply(ctx, desired)
 			if err != nil {
 				if apierrors.IsInvalid(err) {
@@ -119,6 +125,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			// version that runs and the upgrade as last seen.
 			obs.PostgresVersion, _, _ = unstructured.NestedInt64(live.Object, "spec", "postgresVersion")
 			obs.MajorUpgrade = sc.stack.Status.Cluster.MajorUpgrade
+			sc.obs.Operator.Rollout = sc.stack.Status.Operator.Rollout
 		}
 		var events pgo.Events
 		// PGO cannot have answered what was just applied; its Events are

@@ -91,6 +91,9 @@ func (r *PostgresStackReconciler) planFacts(ctx context.Context, sc *scope, sub 
 		return policy.Facts{}, fmt.Errorf("preview install plan %s: %w", plan.Name, err)
 	}
 	sc.obs.Operator.Preview = preview
+	if facts.Hold, err = r.rolloutHold(ctx, sub); err != nil {
+		return policy.Facts{}, err
+	}
 	return facts, nil
 }
 

@@ -55,6 +55,9 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A stack that leaves, or changes operator, takes its vote on shared
 		// InstallPlans with it: the others are judged again at once.
 		Watches(&platformv1alpha1.PostgresStack{}, r.neighbourEvents()).
+		// A rollout policy's decisions (pin, release) reach the stacks
+		// installing into its namespace.
+		Watches(&platformv1alpha1.PostgresRolloutPolicy{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return watchedCRDs[o.GetName()] }))).
 		WatchesRawSource(source.Channel(synced, handler.EnqueueRequestsFromMapFunc(r.allStacks))).

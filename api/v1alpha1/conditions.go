@@ -123,6 +123,9 @@ const (
 	// ReasonUnsafeCRDChange: a CRD in the plan would break what the served
 	// one holds or accepts (a rule of internal/crdcompat).
 	ReasonUnsafeCRDChange = "UnsafeCRDChange"
+	// ReasonRolloutPinning: the install namespace's PostgresRolloutPolicy
+	// pins the clusters the upgrade would restart before it is approved.
+	ReasonRolloutPinning = "RolloutPinning"
 )
 
 // Event reasons: what pgstack did, as `kubectl describe` lists it. A

@@ -127,6 +127,15 @@ type OperatorSpec struct {
 	// +optional
 	MaintenanceWindow *MaintenanceWindow `json:"maintenanceWindow,omitempty"`
 
+	// rolloutWave is the wave this stack's cluster moves in when the
+	// install namespace's PostgresRolloutPolicy stages an operator upgrade:
+	// lower waves first (0 for canaries). Unset means 1. Without a policy
+	// it is not used.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	RolloutWave *int32 `json:"rolloutWave,omitempty"`
+
 	// removal says whether the operator is removed when the last stack using it is deleted.
 	// +kubebuilder:default=Keep
 	// +optional
@@ -181,6 +190,21 @@ type OperatorStatus struct {
 	// the InstallPlan before anyone approves it.
 	// +optional
 	PendingUpgrade *PendingUpgradeStatus `json:"pendingUpgrade,omitempty"`
+	// rollout is this stack's place in the staged rollout of an operator
+	// upgrade (the install namespace's PostgresRolloutPolicy), while one is
+	// under way or the last one.
+	// +optional
+	Rollout *StackRolloutStatus `json:"rollout,omitempty"`
+}
+
+// StackRolloutStatus is one stack's place in a staged rollout.
+type StackRolloutStatus struct {
+	// toCSV is the operator version rolled out.
+	ToCSV string `json:"toCSV"`
+	// wave is the stack's wave.
+	Wave int32 `json:"wave"`
+	// state is Pinned (held on the old images), Restarting, Updated or Failed.
+	State RolloutClusterState `json:"state"`
 }
 
 // PendingUpgradeStatus previews an operator upgrade for one stack.

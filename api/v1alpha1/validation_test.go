@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -230,6 +231,52 @@ func TestTheAPIServerAdmitsNamesAtPGOsLimit(t *testing.T) {
 				t.Fatalf("the API server refused %s named %q%q: %v", tt.spec, tt.stackName, tt.generateName, err)
 			}
 			t.Cleanup(func() { _ = env.Client.Delete(ctx, obj) })
+		})
+	}
+}
+
+// One PostgresRolloutPolicy per install namespace, named default, with sane
+// bounds; the defaults a person did not write are stored.
+func TestTheAPIServerJudgesRolloutPolicies(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, spec string
+		want       string // empty: admitted
+	}{
+		{name: "default", spec: `{}`},
+		{name: "other", spec: `{}`, want: "must be named default"},
+		{name: "default", spec: `{maxConcurrent: 0}`, want: "spec.maxConcurrent"},
+		{name: "default", spec: `{resume: "` + strings.Repeat("x", 64) + `"}`, want: "spec.resume"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" "+tt.spec, func(t *testing.T) {
+			u := &unstructured.Unstructured{}
+			var spec map[string]any
+			if err := yaml.Unmarshal([]byte(tt.spec), &spec); err != nil {
+				t.Fatal(err)
+			}
+			u.Object = map[string]any{"spec": spec}
+			u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("PostgresRolloutPolicy"))
+			u.SetName(tt.name)
+			u.SetNamespace(namespace)
+			err := env.Client.Create(ctx, u)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				t.Cleanup(func() { _ = env.Client.Delete(ctx, u) })
+				got := &v1alpha1.PostgresRolloutPolicy{}
+				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Spec.MaxConcurrent != 1 || got.Spec.SoakTime.Duration != 5*time.Minute || got.Spec.ProgressDeadline.Duration != 10*time.Minute {
+					t.Errorf("stored defaults = %+v, want maxConcurrent 1, soakTime 5m, progressDeadline 10m", got.Spec)
+				}
+				return
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want Invalid naming %q", err, tt.want)
+			}
 		})
 	}
 }

@@ -41,6 +41,7 @@ const (
 	leaderElectionRole = "pgstack-leader-election-role"
 	metricsServiceName = "pgstack-controller-manager-metrics-service"
 	crdName            = "postgresstacks.platform.pgstack.dev"
+	policyCRDName      = "postgresrolloutpolicies.platform.pgstack.dev"
 )
 
 // minKubeVersion: the CRD relies on CEL validation rules (GA in Kubernetes
@@ -86,6 +87,7 @@ type deployed struct {
 	roles          map[string]rbacv1.Role
 	metricsService *corev1.Service
 	crd            map[string]any
+	policyCRD      map[string]any
 }
 
 // build runs kustomize on config/default, as `make deploy` does.
@@ -124,6 +126,8 @@ func build(configDir string) (deployed, error) {
 			err = decode(d.metricsService)
 		case kind == "CustomResourceDefinition" && name == crdName:
 			d.crd = m
+		case kind == "CustomResourceDefinition" && name == policyCRDName:
+			d.policyCRD = m
 		}
 		if err != nil {
 			return d, err
@@ -136,6 +140,8 @@ func build(configDir string) (deployed, error) {
 		return d, fmt.Errorf("%s has no Service %s", dir, metricsServiceName)
 	case d.crd == nil:
 		return d, fmt.Errorf("%s has no CRD %s", dir, crdName)
+	case d.policyCRD == nil:
+		return d, fmt.Errorf("%s has no CRD %s", dir, policyCRDName)
 	}
 	for _, name := range []string{managerRoleName, metricsAuthRole, metricsReaderRole} {
 		if _, ok := d.clusterRoles[name]; !ok {
@@ -190,6 +196,7 @@ func generate(o options) error {
 	files := map[string]any{
 		filepath.Join(manifestsDir, packageName+".clusterserviceversion.yaml"):                          csv,
 		filepath.Join(manifestsDir, "platform.pgstack.dev_postgresstacks.yaml"):                         d.crd,
+		filepath.Join(manifestsDir, "platform.pgstack.dev_postgresrolloutpolicies.yaml"):                d.policyCRD,
 		filepath.Join(manifestsDir, metricsServiceName+"_v1_service.yaml"):                              service,
 		filepath.Join(manifestsDir, metricsReaderRole+"_rbac.authorization.k8s.io_v1_clusterrole.yaml"): reader,
 		filepath.Join(metadataDir, "annotations.yaml"):                                                  map[string]any{"annotations": bundleAnnotations(o.Channel)},
@@ -317,7 +324,7 @@ func clusterServiceVersion(d deployed, v semver.Version, image string, samples s
 				{Type: operatorsv1alpha1.InstallModeTypeAllNamespaces, Supported: true},
 			},
 			CustomResourceDefinitions: operatorsv1alpha1.CustomResourceDefinitions{
-				Owned: []operatorsv1alpha1.CRDDescription{postgresStackDescription()},
+				Owned: []operatorsv1alpha1.CRDDescription{postgresStackDescription(), rolloutPolicyDescription()},
 			},
 			InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{
 				StrategyName: operatorsv1alpha1.InstallStrategyNameDeployment,
@@ -344,6 +351,27 @@ func clusterServiceVersion(d deployed, v semver.Version, image string, samples s
 		},
 	}
 	return csv, nil
+}
+
+// rolloutPolicyDescription tells the OLM console what a PostgresRolloutPolicy is.
+func rolloutPolicyDescription() operatorsv1alpha1.CRDDescription {
+	text := []string{"urn:alm:descriptor:text"}
+	return operatorsv1alpha1.CRDDescription{
+		Name:        policyCRDName,
+		Version:     platformv1alpha1.GroupVersion.Version,
+		Kind:        "PostgresRolloutPolicy",
+		DisplayName: "Postgres Rollout Policy",
+		Description: "How the databases sharing one PGO move to a new PGO's images: pinned before the upgrade is approved, then released wave by wave. One per operator install namespace, named default.",
+		SpecDescriptors: []operatorsv1alpha1.SpecDescriptor{
+			{Path: "maxConcurrent", DisplayName: "Clusters restarting at once", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:number"}},
+			{Path: "soakTime", DisplayName: "Soak time per wave", XDescriptors: text},
+			{Path: "progressDeadline", DisplayName: "Progress deadline per cluster", XDescriptors: text},
+		},
+		StatusDescriptors: []operatorsv1alpha1.StatusDescriptor{
+			{Path: "conditions", DisplayName: "Conditions", Description: "Ready, Reconciling and Stalled (kstatus).", XDescriptors: []string{"urn:alm:descriptor:io.kubernetes.conditions"}},
+			{Path: "rollout.phase", DisplayName: "Phase", XDescriptors: text},
+		},
+	}
 }
 
 // postgresStackDescription tells the OLM console what a PostgresStack is and

@@ -216,8 +216,8 @@ func assertDeployment(t *testing.T, csv *operatorsv1alpha1.ClusterServiceVersion
 func assertOwnedCRD(t *testing.T, bundle *manifests.Bundle) {
 	t.Helper()
 	owned := bundle.CSV.Spec.CustomResourceDefinitions.Owned
-	if len(owned) != 1 {
-		t.Fatalf("owned CRDs = %+v, want PostgresStack alone", owned)
+	if len(owned) != 2 || owned[1].Name != "postgresrolloutpolicies.platform.pgstack.dev" || owned[1].Kind != "PostgresRolloutPolicy" {
+		t.Fatalf("owned CRDs = %+v, want PostgresStack and PostgresRolloutPolicy", owned)
 	}
 	o := owned[0]
 	if o.Name != "postgresstacks.platform.pgstack.dev" || o.Kind != "PostgresStack" || o.Version != platformv1alpha1.GroupVersion.Version || o.Description == "" || o.DisplayName == "" {
@@ -231,19 +231,21 @@ func assertOwnedCRD(t *testing.T, bundle *manifests.Bundle) {
 		t.Error("no status descriptor shows the conditions")
 	}
 
-	data, err := os.ReadFile("../../config/crd/bases/platform.pgstack.dev_postgresstacks.yaml")
-	if err != nil {
-		t.Fatal(err)
+	if len(bundle.V1CRDs) != 2 {
+		t.Fatalf("bundle has %d v1 CRDs, want 2", len(bundle.V1CRDs))
 	}
-	var want apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(data, &want); err != nil {
-		t.Fatal(err)
-	}
-	if len(bundle.V1CRDs) != 1 {
-		t.Fatalf("bundle has %d v1 CRDs, want 1", len(bundle.V1CRDs))
-	}
-	if got := bundle.V1CRDs[0]; got.Name != want.Name || !reflect.DeepEqual(got.Spec, want.Spec) {
-		t.Errorf("bundle CRD %s differs from config/crd/bases' %s", got.Name, want.Name)
+	for _, got := range bundle.V1CRDs {
+		data, err := os.ReadFile("../../config/crd/bases/platform.pgstack.dev_" + strings.Split(got.Name, ".")[0] + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != want.Name || !reflect.DeepEqual(got.Spec, want.Spec) {
+			t.Errorf("bundle CRD %s differs from config/crd/bases' %s", got.Name, want.Name)
+		}
 	}
 }
 

@@ -1,5 +1,11 @@
 package pgo
 
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
 // Components a cluster runs images of, as a preview names them.
 const (
 	ComponentPostgres   = "postgres"
@@ -80,4 +86,49 @@ func ref(i Image) string {
 	default:
 		return "none"
 	}
+}
+
+// imagePaths are where a PostgresCluster names each component's image, and
+// the section that must exist for the component to run at all.
+var imagePaths = map[string]struct{ section, image []string }{
+	ComponentPostgres:   {[]string{"spec"}, []string{"spec", "image"}},
+	ComponentPGBackRest: {[]string{"spec", "backups", "pgbackrest"}, []string{"spec", "backups", "pgbackrest", "image"}},
+	ComponentPGBouncer:  {[]string{"spec", "proxy", "pgBouncer"}, []string{"spec", "proxy", "pgBouncer", "image"}},
+	ComponentExporter:   {[]string{"spec", "monitoring", "pgmonitor", "exporter"}, []string{"spec", "monitoring", "pgmonitor", "exporter", "image"}},
+}
+
+// PinImages names each image (component -> reference) in pc where pc names
+// none, for the components pc runs: PGO then runs exactly those images,
+// whatever its defaults become.
+func PinImages(pc *unstructured.Unstructured, images map[string]string) error {
+	for component, ref := range images {
+		p, ok := imagePaths[component]
+		if !ok {
+			return fmt.Errorf("pin %s: unknown component", component)
+		}
+		if _, found, _ := unstructured.NestedFieldNoCopy(pc.Object, p.section...); !found {
+			continue
+		}
+		if s, _, _ := unstructured.NestedString(pc.Object, p.image...); s != "" {
+			continue
+		}
+		if err := unstructured.SetNestedField(pc.Object, ref, p.image...); err != nil {
+			return fmt.Errorf("pin %s: %w", component, err)
+		}
+	}
+	return nil
+}
+
+// NamedImages counts how many of images (component -> reference) pc names
+// as they are.
+func NamedImages(pc *unstructured.Unstructured, images map[string]string) int {
+	n := 0
+	for component, ref := range images {
+		if p, ok := imagePaths[component]; ok {
+			if s, _, _ := unstructured.NestedString(pc.Object, p.image...); s == ref {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // The real 5.8.8 -> 5.8.9 upgrade moves every default image (tag 2550 ->
@@ -83,4 +85,42 @@ func tag(ref string) string {
 		return ref[i+1:]
 	}
 	return ref
+}
+
+func TestPinImages(t *testing.T) {
+	pins := map[string]string{ComponentPostgres: "pg:16-old", ComponentPGBackRest: "br:old", ComponentPGBouncer: "pb:old", ComponentExporter: "ex:old"}
+	tests := []struct {
+		name, spec string
+		want       map[string]string // component -> image named after pinning; absent: none
+	}{
+		{name: "defaults everywhere: each component that runs is pinned",
+			spec: "spec: {postgresVersion: 16, backups: {pgbackrest: {repos: [{name: repo1}]}}, proxy: {pgBouncer: {replicas: 1}}}",
+			want: map[string]string{ComponentPostgres: "pg:16-old", ComponentPGBackRest: "br:old", ComponentPGBouncer: "pb:old"}},
+		{name: "an image the stack names is kept",
+			spec: "spec: {postgresVersion: 16, image: mine:1, monitoring: {pgmonitor: {exporter: {}}}}",
+			want: map[string]string{ComponentPostgres: "mine:1", ComponentExporter: "ex:old"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pc := cluster(t, tt.spec)
+			if err := PinImages(pc, pins); err != nil {
+				t.Fatal(err)
+			}
+			for component, p := range imagePaths {
+				got, _, _ := unstructured.NestedString(pc.Object, p.image...)
+				if got != tt.want[component] {
+					t.Errorf("%s image = %q, want %q", component, got, tt.want[component])
+				}
+			}
+			if _, found, _ := unstructured.NestedFieldNoCopy(pc.Object, "spec", "proxy"); found != (tt.want[ComponentPGBouncer] != "") {
+				t.Error("pinning added or lost the pooler section")
+			}
+			if n := NamedImages(pc, pins); n != len(tt.want)-strings.Count(fmt.Sprint(tt.want), "mine") {
+				t.Errorf("NamedImages = %d", n)
+			}
+		})
+	}
+	if err := PinImages(cluster(t, "spec: {}"), map[string]string{"collector": "x"}); err == nil {
+		t.Error("an unknown component is pinned")
+	}
 }

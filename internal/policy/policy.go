@@ -46,6 +46,7 @@ const (
 	ReasonUnknownVersion           = platformv1alpha1.ReasonUnknownVersion
 	ReasonUpgradeStrandsClusters   = platformv1alpha1.ReasonUpgradeStrandsClusters
 	ReasonUnsafeCRDChange          = platformv1alpha1.ReasonUnsafeCRDChange
+	ReasonRolloutPinning           = platformv1alpha1.ReasonRolloutPinning
 )
 
 // Hazard is something in a plan's contents that forbids approving it,
@@ -91,6 +92,9 @@ type Facts struct {
 	Now time.Time
 	// Hazards found in the plan's contents; the first refuses it.
 	Hazards []Hazard
+	// Hold, when set, is something the upgrade waits for before pgstack
+	// approves it (the rollout policy pinning the clusters).
+	Hold *Hazard
 	// Preview says what the upgrade would do to the clusters, for the
 	// message of a plan approved or waiting.
 	Preview string
@@ -154,6 +158,9 @@ func Decide(f Facts) Decision {
 	}
 
 	// Waits: allowed, but not by pgstack or not yet.
+	if h := f.Hold; h != nil {
+		return Decision{Verdict: Wait, Reason: h.Reason, Version: version, Message: withPreview(h.Message, f.Preview)}
+	}
 	for _, p := range f.Policies {
 		if p.Approval == platformv1alpha1.ApprovalManual {
 			return Decision{Verdict: Wait, Reason: ReasonManualApprovalRequired, Version: version,

@@ -118,6 +118,17 @@ func TestDecide(t *testing.T) {
 			wantVerdict: Refuse, wantReason: ReasonOutsideVersionRange,
 		},
 		{
+			name: "a hold waits, before a person's approval is asked for",
+			facts: Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", InstalledCSV: "postgresoperator.v5.8.8", Policies: []StackPolicy{{Stack: "a/b", Approval: platformv1alpha1.ApprovalManual}},
+				Hold: &Hazard{Reason: ReasonRolloutPinning, Message: "pinning 3 clusters"}},
+			wantVerdict: Wait, wantReason: ReasonRolloutPinning, wantInMsg: "pinning 3 clusters",
+		},
+		{
+			name:        "a refusal comes before a hold",
+			facts:       Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", Policies: []StackPolicy{automatic}, Hazards: []Hazard{{Reason: ReasonUnsafeCRDChange}}, Hold: &Hazard{Reason: ReasonRolloutPinning}},
+			wantVerdict: Refuse, wantReason: ReasonUnsafeCRDChange,
+		},
+		{
 			name:        "the preview rides on a wait's message",
 			facts:       Facts{Plan: waiting, OurCSV: "postgresoperator.v5.8.9", InstalledCSV: "postgresoperator.v5.8.8", Policies: []StackPolicy{{Stack: "a/b", Approval: platformv1alpha1.ApprovalManual}}, Preview: "approving it restarts 2 of 3 clusters"},
 			wantVerdict: Wait, wantReason: ReasonManualApprovalRequired, wantInMsg: "(stack a/b asks for Manual approval); approving it restarts 2 of 3 clusters",

@@ -53,6 +53,8 @@ type Operator struct {
 	Decision *policy.Decision
 	// Preview is what that plan would do to this stack's cluster.
 	Preview *platformv1alpha1.PendingUpgradeStatus
+	// Rollout is the stack's place in a staged rollout.
+	Rollout *platformv1alpha1.StackRolloutStatus
 }
 
 // Installed reports whether PGO's CSV is Succeeded.
@@ -113,6 +115,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 			CurrentCSV:   o.Operator.CurrentCSV,
 			Phase:        o.Operator.CSVPhase,
 			InstallPlan:  o.Operator.Plan,
+			Rollout:      o.Operator.Rollout,
 		},
 		Cluster: platformv1alpha1.ClusterStatus{Name: o.Cluster.Name},
 	}
