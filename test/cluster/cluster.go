@@ -104,6 +104,8 @@ type PodStart struct {
 	Delay time.Duration
 	// NeverReady: the pod runs, and is never Ready.
 	NeverReady bool
+	// reason is the Ready condition's reason while not Ready.
+	reason string
 }
 
 // Cluster is a running local cluster.

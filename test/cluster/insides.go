@@ -45,9 +45,9 @@ type insidesSetup struct {
 // prepareInsides builds test/insides' podexec and installs it under every
 // name PGO execs in a directory that is the whole of kwok's PATH, so that a
 // command exec'd into any pod runs podexec and nothing else on the host. It
-// writes kwok's extra config: the exec rule, and a stage that runs the pods
-// of LocalImages without making them Ready (localPods does, from the
-// process's readiness).
+// writes kwok's extra config: the exec rule, a stage that runs the pods of
+// LocalImages without making them Ready (localPods does, from the
+// process's readiness), and a stage for each of the suite's PodStarts.
 func (c *Cluster) prepareInsides() (insidesSetup, error) {
 	dir := filepath.Join(c.Dir, "podexec")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -64,24 +64,28 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 			return insidesSetup{}, err
 		}
 	}
-	var repos []string
+	// Pods of a local image run without kwok making them Ready: localPods
+	// does, from the process's readiness. Then the suite's own PodStarts.
+	var starts []PodStart
 	for _, img := range append([]LocalImage{PGOLocalImage(c.bins.pgo)}, c.opts.LocalImages...) {
-		repos = append(repos, img.Repository)
+		starts = append(starts, PodStart{Match: fmt.Sprintf(`.spec.containers[0].image | startswith("%s:")`, img.Repository),
+			NeverReady: true, reason: "LocalProcessStarting"})
 	}
+	starts = append(starts, c.opts.PodStarts...)
 	var config bytes.Buffer
-	if err := kwokConfig.Execute(&config, map[string]any{"Repositories": repos, "WorkDir": dir}); err != nil {
+	if err := kwokConfig.Execute(&config, map[string]any{"WorkDir": dir}); err != nil {
 		return insidesSetup{}, err
 	}
-	// Each PodStart's stage selects its pods and none an earlier one
-	// selects, so which stage starts a pod never depends on kwok's weighted
-	// draw among the stages that match.
-	for i, start := range c.opts.PodStarts {
+	// Each stage selects its pods and none an earlier one selects, so which
+	// stage starts a pod never depends on kwok's weighted draw among the
+	// stages that match.
+	for i, start := range starts {
 		var earlier []string
-		for _, e := range c.opts.PodStarts[:i] {
+		for _, e := range starts[:i] {
 			earlier = append(earlier, e.Match)
 		}
 		if err := podStartStage.Execute(&config, map[string]any{"Index": i, "Match": start.Match, "Earlier": earlier,
-			"DelayMs": start.Delay.Milliseconds(), "Ready": !start.NeverReady}); err != nil {
+			"DelayMs": start.Delay.Milliseconds(), "Ready": !start.NeverReady, "Reason": start.reason}); err != nil {
 			return insidesSetup{}, err
 		}
 	}
@@ -101,9 +105,7 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 func (c *Cluster) podexecUnknown() string { return filepath.Join(c.Dir, "podexec-unknown.log") }
 
 // kwokConfig: exec runs on the host (in podexec's directory, with kwok's
-// PATH); pods of a local image run without kwok marking them Ready (weight
-// 1 wins over kwok's fast pod-ready stage; the template is that stage's,
-// with ready false and no Ready condition).
+// PATH).
 var kwokConfig = template.Must(template.New("kwok").Parse(`apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterExec
 metadata:
@@ -112,68 +114,12 @@ spec:
   execs:
   - local:
       workDir: {{ .WorkDir }}
-{{- range $i, $repo := .Repositories }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: local-process-pod-{{ $i }}
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  weight: 1
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Pending']
-    - key: '.spec.containers[0].image | startswith("{{ $repo }}:")'
-      operator: 'In'
-      values: ['true']
-  next:
-    statusTemplate: |
-      {{"{{"}} $now := Now {{"}}"}}
-      conditions:
-      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
-        status: "True"
-        type: Initialized
-      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
-        status: "False"
-        reason: LocalProcessStarting
-        type: Ready
-      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
-        status: "False"
-        reason: LocalProcessStarting
-        type: ContainersReady
-      containerStatuses:
-      {{"{{"}} range .spec.containers {{"}}"}}
-      - image: {{"{{"}} .image | Quote {{"}}"}}
-        name: {{"{{"}} .name | Quote {{"}}"}}
-        ready: false
-        started: true
-        restartCount: 0
-        state:
-          running:
-            startedAt: {{"{{"}} $now | Quote {{"}}"}}
-      {{"{{"}} end {{"}}"}}
-      {{"{{"}} $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) {{"}}"}}
-      {{"{{"}} with $podIPs {{"}}"}}
-      podIP: {{"{{"}} index . 0 | Quote {{"}}"}}
-      podIPs:
-      {{"{{"}} range . {{"}}"}}
-      - ip: {{"{{"}} . | Quote {{"}}"}}
-      {{"{{"}} end {{"}}"}}
-      {{"{{"}} end {{"}}"}}
-      hostIP: "127.0.0.1"
-      phase: Running
-      startTime: {{"{{"}} $now | Quote {{"}}"}}
-{{- end }}
 `))
 
-// podStartStage starts a pod that Match selects (and no earlier PodStart
+// podStartStage starts a pod that Match selects (and no earlier stage
 // does) after DelayMs, Ready or not; weight 1 wins over kwok's fast
-// pod-ready stage, whose status template this follows.
+// pod-ready stage, whose status template this follows (ready false and the
+// Ready condition False when not Ready).
 var podStartStage = template.Must(template.New("podstart").Parse(`
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -209,9 +155,15 @@ spec:
         type: Initialized
       - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
         status: "{{ if .Ready }}True{{ else }}False{{ end }}"
+        {{- with .Reason }}
+        reason: {{ . }}
+        {{- end }}
         type: Ready
       - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
         status: "{{ if .Ready }}True{{ else }}False{{ end }}"
+        {{- with .Reason }}
+        reason: {{ . }}
+        {{- end }}
         type: ContainersReady
       containerStatuses:
       {{"{{"}} range .spec.containers {{"}}"}}
