@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,75 +34,20 @@ func pgoRelease(t *testing.T, v string) catalog.Release {
 	return r
 }
 
-// operatorEnv is the operator container's env in a release.
-func operatorEnv(r *catalog.Release) *[]corev1.EnvVar {
-	return &r.Deployment.Template.Spec.Containers[0].Env
-}
-
 func envValue(t *testing.T, r catalog.Release, name string) string {
 	t.Helper()
-	for _, e := range *operatorEnv(&r) {
-		if e.Name == name {
-			return e.Value
-		}
+	v, ok := r.Env(name)
+	if !ok {
+		t.Fatalf("release %s sets no %s", r.Version, name)
 	}
-	t.Fatalf("release %s sets no %s", r.Version, name)
-	return ""
-}
-
-// retagged is a copy of r whose every default image gets suffix, as a
-// release with new images.
-func retagged(r catalog.Release, suffix string) catalog.Release {
-	out := catalog.Release{Version: r.Version, Deployment: *r.Deployment.DeepCopy(), Rules: r.Rules}
-	env := operatorEnv(&out)
-	for i, e := range *env {
-		if strings.HasPrefix(e.Name, "RELATED_IMAGE_") && e.Value != "" {
-			(*env)[i].Value = e.Value + suffix
-		}
-	}
-	return out
-}
-
-// without is a copy of r that no longer sets the variable name.
-func without(r catalog.Release, name string) catalog.Release {
-	out := catalog.Release{Version: r.Version, Deployment: *r.Deployment.DeepCopy(), Rules: r.Rules}
-	env := operatorEnv(&out)
-	kept := (*env)[:0]
-	for _, e := range *env {
-		if e.Name != name {
-			kept = append(kept, e)
-		}
-	}
-	*env = kept
-	return out
+	return v
 }
 
 // publishPGO serves PGO version v running release r, shipping crds (the
-// package's own when nil), at the head of the channel; publishing the head
-// again replaces its bundle, as a catalog fixing a release would.
+// package's own when nil), at the head of the channel.
 func publishPGO(t *testing.T, v string, r catalog.Release, crds []*apiextensionsv1.CustomResourceDefinition) {
 	t.Helper()
-	p := pgoPackage(t)
-	releases := map[string]catalog.Release{}
-	for k, rel := range p.Releases {
-		releases[k] = rel
-	}
-	releases[v] = r
-	p.Releases = releases
-	crdsAt := map[string][]*apiextensionsv1.CustomResourceDefinition{}
-	for k, c := range p.CRDsAt {
-		if k != v {
-			crdsAt[k] = c
-		}
-	}
-	if crds != nil {
-		crdsAt[v] = crds
-	}
-	p.CRDsAt = crdsAt
-	if p.Versions[len(p.Versions)-1] != v {
-		p.Versions = append(append([]string(nil), p.Versions...), v)
-	}
-	must(t, lc.Publish(context.Background(), p))
+	must(t, lc.Publish(context.Background(), pgoPackage(t).WithVersion(v, r, crds)))
 }
 
 // alteredCRDs are PGO's CRDs changed on purpose in two ways the CRD check

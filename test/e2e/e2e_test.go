@@ -74,8 +74,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	lc, err = cluster.StartFull(ctx, cluster.Options{Packages: []catalog.Package{pgoPackage},
-		APIServerArgs: auditArgs,
-		Logf:          func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
+		APIServerArgs: auditArgs, PodStarts: rolloutPodStarts,
+		Logf: func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "local cluster:", err)
 		return 1
@@ -96,7 +96,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
-	if err := controllers.NewReconciler(mgr).SetupWithManager(mgr); err != nil {
+	stacks := controllers.NewReconciler(mgr)
+	if err := stacks.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	if err := controllers.NewRolloutReconciler(mgr, stacks).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
@@ -205,7 +210,7 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 		waitCondition(t, zebra, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		before := instanceImages(t)
 		// 5.9.0 ships new default images, as every 5.8.x release did.
-		publishPGO(t, "5.9.0", retagged(release, "-e2e590"), nil)
+		publishPGO(t, "5.9.0", release.Retagged("-e2e590"), nil)
 		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, "ManualApprovalRequired", "5.9.0",
 			"approving it restarts 1 of the 2 clusters sharing PGO: team-a/hippo")
 		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
@@ -261,7 +266,7 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 	t.Run("a new PGO without an image for a major version in use is not approved, and the stack says why", func(t *testing.T) {
 		update(t, hippo, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalAutomatic })
 		release := pgoRelease(t, "5.9.0")
-		publishPGO(t, "5.9.1", without(release, pgo.PostgresEnv(16, "")), nil)
+		publishPGO(t, "5.9.1", release.Without(pgo.PostgresEnv(16, "")), nil)
 		// zebra pins its image: only hippo would be stranded.
 		c := waitCondition(t, hippo, platformv1alpha1.ConditionUpgradeApproved, metav1.ConditionFalse, platformv1alpha1.ReasonUpgradeStrandsClusters,
 			"PGO 5.9.1 would leave team-a/hippo without a PostgreSQL image", "RELATED_IMAGE_POSTGRES_16 unset")

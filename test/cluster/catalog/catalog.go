@@ -139,6 +139,84 @@ type Release struct {
 	Rules      []rbacv1.PolicyRule
 }
 
+// operatorEnv is the operator container's env in a release.
+func (r *Release) operatorEnv() *[]corev1.EnvVar {
+	return &r.Deployment.Template.Spec.Containers[0].Env
+}
+
+// Env is the value the release's operator container sets for name.
+func (r Release) Env(name string) (string, bool) {
+	for _, e := range *r.operatorEnv() {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// Retagged is a copy of r whose every default image (RELATED_IMAGE_*) gets
+// suffix: a release shipping new images, as every PGO 5.8.x release did.
+func (r Release) Retagged(suffix string) Release {
+	out := Release{Version: r.Version, Deployment: *r.Deployment.DeepCopy(), Rules: r.Rules}
+	env := out.operatorEnv()
+	for i, e := range *env {
+		if strings.HasPrefix(e.Name, "RELATED_IMAGE_") && e.Value != "" {
+			(*env)[i].Value = e.Value + suffix
+		}
+	}
+	return out
+}
+
+// Without is a copy of r that no longer sets the variable name.
+func (r Release) Without(name string) Release {
+	out := Release{Version: r.Version, Deployment: *r.Deployment.DeepCopy(), Rules: r.Rules}
+	env := out.operatorEnv()
+	kept := (*env)[:0]
+	for _, e := range *env {
+		if e.Name != name {
+			kept = append(kept, e)
+		}
+	}
+	*env = kept
+	return out
+}
+
+// WithVersion is a copy of p that serves version v running release r and
+// shipping crds (p's own when nil) at the head of its channel; a v already
+// at the head is served anew, as a catalog fixing a release would.
+func (p Package) WithVersion(v string, r Release, crds []*apiextensionsv1.CustomResourceDefinition) Package {
+	releases := map[string]Release{}
+	for k, rel := range p.Releases {
+		releases[k] = rel
+	}
+	releases[v] = r
+	p.Releases = releases
+	crdsAt := map[string][]*apiextensionsv1.CustomResourceDefinition{}
+	for k, c := range p.CRDsAt {
+		if k != v {
+			crdsAt[k] = c
+		}
+	}
+	if crds != nil {
+		crdsAt[v] = crds
+	}
+	p.CRDsAt = crdsAt
+	if p.Versions[len(p.Versions)-1] != v {
+		p.Versions = append(append([]string(nil), p.Versions...), v)
+	}
+	return p
+}
+
+// NextVersion is the head's version with its patch raised.
+func (p Package) NextVersion() (string, error) {
+	v, err := semver.Parse(p.Versions[len(p.Versions)-1])
+	if err != nil {
+		return "", err
+	}
+	v.Patch++
+	return v.String(), nil
+}
+
 // pgoInstallModes are the install modes PGO's CSV declares.
 var pgoInstallModes = []operatorsv1alpha1.InstallMode{
 	{Type: operatorsv1alpha1.InstallModeTypeOwnNamespace, Supported: true},
