@@ -148,7 +148,9 @@ demo: manager-bin cluster-bins ## Show pgstack installing PGO through real OLM o
 	$(LOCAL_GOFLAGS) go run ./test/demo -manager $(LOCALBIN)/manager
 
 # STACKS (default 1000) stacks against a bare client on the full local cluster,
-# in two rounds (STACKS/10 and STACKS); IDLE (default 60s) of steady state.
+# in two rounds (STACKS/10 and STACKS); IDLE (default 60s) of steady state; then an
+# operator upgrade without and with a PostgresRolloutPolicy, database pods on the
+# new images taking DATABASE_START (default 5s) to start.
 .PHONY: bench
 bench: manager-bin cluster-bins ## Measure pgstack against the design's numbers on the local cluster (STACKS=1000, IDLE=60s); writes bench/results.json.
 	$(LOCAL_GOFLAGS) go run ./test/bench -manager $(LOCALBIN)/manager

@@ -58,6 +58,9 @@ type Config struct {
 	PhaseTimeout time.Duration
 	// CopyTimeout bounds the wait for OLM's copied CSVs.
 	CopyTimeout time.Duration
+	// DatabaseStart is how long a database pod on an upgrade's new images
+	// takes to start (default 5 s).
+	DatabaseStart time.Duration
 	// Out receives progress and the table.
 	Out io.Writer
 }
@@ -119,6 +122,17 @@ type Round struct {
 	// WriteLatencyMs is the API server's mean time per write of the manager's,
 	// by resource, in the pgstack phase: where its time goes.
 	WriteLatencyMs map[string]float64 `json:"write_latency_ms_by_resource"`
+
+	// An operator upgrade that changes every default image, without and
+	// with a PostgresRolloutPolicy: the most clusters restarting at once,
+	// their ratio, and the seconds from pgstack's approval to the last
+	// cluster Ready on the new images (upgrade.go).
+	UpgradeMaxRestarting           int     `json:"upgrade_max_restarting"`
+	UpgradeSeconds                 float64 `json:"upgrade_seconds"`
+	UpgradePolicyMaxConcurrent     int     `json:"upgrade_policy_max_concurrent"`
+	UpgradeMaxRestartingWithPolicy int     `json:"upgrade_max_restarting_with_policy"`
+	UpgradeSecondsWithPolicy       float64 `json:"upgrade_seconds_with_policy"`
+	UpgradeRestartingRatio         float64 `json:"upgrade_restarting_ratio"`
 
 	RoundSeconds float64 `json:"round_seconds"`
 	// LoadAverage is the machine's 1-minute load average at the round's
@@ -208,6 +222,13 @@ func printTable(out io.Writer, res *Results) {
 	row("csv_to_cluster_p99_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterP99ms }), "< 100")
 	row("csv_to_cluster_max_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterMaxms }), "")
 	row("writes per waiting stack", f("%.2f", func(r Round) float64 { return r.WaitingWritesPerStack }), "")
+	row("upgrade: most clusters restarting at once, no policy", func(r Round) string { return fmt.Sprint(r.UpgradeMaxRestarting) }, "")
+	row("upgrade: most at once, policy (its maxConcurrent)", func(r Round) string {
+		return fmt.Sprintf("%d (%d)", r.UpgradeMaxRestartingWithPolicy, r.UpgradePolicyMaxConcurrent)
+	}, "")
+	row("upgrade: ratio, no policy / policy", f("%.2f", func(r Round) float64 { return r.UpgradeRestartingRatio }), "")
+	row("upgrade: s approval → all new images, no policy", f("%.1f", func(r Round) float64 { return r.UpgradeSeconds }), "")
+	row("upgrade: s approval → all new images, policy", f("%.1f", func(r Round) float64 { return r.UpgradeSecondsWithPolicy }), "")
 	row("round seconds", f("%.0f", func(r Round) float64 { return r.RoundSeconds }), "")
 	row("load average at start / end", func(r Round) string { return fmt.Sprintf("%.1f / %.1f", r.LoadAverage[0], r.LoadAverage[1]) }, "")
 	tw.Flush()

@@ -25,7 +25,7 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	var out bytes.Buffer
 	res, err := Run(context.Background(), Config{
 		Manager: manager, Rounds: []int{5}, Idle: 5 * time.Second,
-		PhaseTimeout: 3 * time.Minute, CopyTimeout: time.Minute, Out: &out,
+		PhaseTimeout: 3 * time.Minute, CopyTimeout: time.Minute, DatabaseStart: time.Second, Out: &out,
 	})
 	if err != nil {
 		t.Fatalf("bench failed: %v\n%s", err, out.String())
@@ -43,6 +43,9 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		"install_seconds": r.InstallSeconds, "csv_to_cluster_p50_ms": r.CSVToClusterP50ms, "csv_to_cluster_p99_ms": r.CSVToClusterP99ms,
 		"csv_to_cluster_max_ms": r.CSVToClusterMaxms, "waiting_writes_per_stack": r.WaitingWritesPerStack, "round_seconds": r.RoundSeconds,
 		"copy_seconds": r.CopySeconds, "heap_inuse_mib": r.HeapInuseMiB,
+		"upgrade_max_restarting": float64(r.UpgradeMaxRestarting), "upgrade_seconds": r.UpgradeSeconds,
+		"upgrade_max_restarting_with_policy": float64(r.UpgradeMaxRestartingWithPolicy), "upgrade_seconds_with_policy": r.UpgradeSecondsWithPolicy,
+		"upgrade_restarting_ratio": r.UpgradeRestartingRatio,
 	}
 	for name, v := range positive {
 		if !(v > 0) {

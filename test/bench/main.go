@@ -36,6 +36,10 @@ func run(manager, out string, managerArgs []string) error {
 	if err != nil {
 		return err
 	}
+	start, err := envDuration("DATABASE_START", 5*time.Second)
+	if err != nil {
+		return err
+	}
 	rounds := []int{stacks}
 	if small := stacks / 10; small >= 1 {
 		rounds = []int{small, stacks}
@@ -44,7 +48,7 @@ func run(manager, out string, managerArgs []string) error {
 	defer stop()
 	res, runErr := Run(ctx, Config{
 		Manager: manager, ManagerArgs: managerArgs, Rounds: rounds, Idle: idle,
-		PhaseTimeout: 10 * time.Minute, CopyTimeout: 10 * time.Minute, Out: os.Stdout,
+		PhaseTimeout: 10 * time.Minute, CopyTimeout: 10 * time.Minute, DatabaseStart: start, Out: os.Stdout,
 	})
 	if runErr != nil {
 		return runErr

@@ -76,7 +76,11 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	r.audit = &auditLog{path: audit.Path}
 
 	say("[N=%d] starting a fresh local cluster (real OLM, kwok, opm) with the audit log on", n)
-	r.lc, err = cluster.StartFull(ctx, cluster.Options{APIServerArgs: apiserverArgs})
+	start := cfg.DatabaseStart
+	if start == 0 {
+		start = 5 * time.Second
+	}
+	r.lc, err = cluster.StartFull(ctx, cluster.Options{APIServerArgs: apiserverArgs, PodStarts: upgradePodStarts(start)})
 	if err != nil {
 		return Round{}, fmt.Errorf("start the local cluster: %w", err)
 	}
@@ -127,6 +131,8 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 		{"starting the manager again", r.restartManager},
 		{"pgstack", r.pgstackPhase},
 		{"steady state", r.idlePhase},
+		{"operator upgrade without a rollout policy", r.upgradePhase(false)},
+		{"operator upgrade with a rollout policy", r.upgradePhase(true)},
 	}
 	for _, step := range steps {
 		if err := step.run(ctx); err != nil {
