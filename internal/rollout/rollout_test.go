@@ -133,10 +133,14 @@ func TestStep(t *testing.T) {
 			members:  members(member("a/c1", 0), member("b/c2", 0, "updated"), member("c/c3", 0, "pinned")),
 			want:     want{phase: platformv1alpha1.RolloutHalted, wave: 0, states: "a/c1=Failed b/c2=Updated c/c3=Pinned", event: EventHalted, message: "cluster a/c1 did not run Ready"}},
 		{name: "halted: the same resume value does nothing", operator: installed, now: 20 * time.Minute,
-			spec:     func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.Resume = "once" },
-			previous: func() *platformv1alpha1.RolloutStatus { r := rolling(platformv1alpha1.RolloutHalted, 0, cluster("a/c1", 0, f, at(0), nil), cluster("c/c3", 0, p, nil, nil)); r.Resumed = "once"; return r }(),
-			members:  members(member("a/c1", 0), member("c/c3", 0, "pinned")),
-			want:     want{phase: platformv1alpha1.RolloutHalted, wave: 0, states: "a/c1=Failed c/c3=Pinned"}},
+			spec: func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.Resume = "once" },
+			previous: func() *platformv1alpha1.RolloutStatus {
+				r := rolling(platformv1alpha1.RolloutHalted, 0, cluster("a/c1", 0, f, at(0), nil), cluster("c/c3", 0, p, nil, nil))
+				r.Resumed = "once"
+				return r
+			}(),
+			members: members(member("a/c1", 0), member("c/c3", 0, "pinned")),
+			want:    want{phase: platformv1alpha1.RolloutHalted, wave: 0, states: "a/c1=Failed c/c3=Pinned"}},
 		{name: "halted: a new resume value gives the failed cluster a new deadline", operator: installed, now: 20 * time.Minute,
 			spec:     func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.Resume = "twice" },
 			previous: rolling(platformv1alpha1.RolloutHalted, 0, cluster("a/c1", 0, f, at(0), nil), cluster("c/c3", 0, p, nil, nil)),
