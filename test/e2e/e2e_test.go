@@ -229,18 +229,7 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 			p := s.Status.Operator.PendingUpgrade
 			return p != nil && p.Version == "5.9.0" && !p.ClusterRestarts && len(p.Images) == 0
 		})
-		// A person approves it, as the user document describes (retrying
-		// when OLM wrote the plan in between, as kubectl edit would).
-		plan := got.InstallPlan
-		eventually(t, "a person approves "+plan, func() (bool, error) {
-			ip := &operatorsv1alpha1.InstallPlan{}
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: "operators", Name: plan}, ip); err != nil {
-				return false, err
-			}
-			ip.Spec.Approved = true
-			err := k8s.Update(ctx, ip, client.FieldOwner("a-person"))
-			return err == nil, client.IgnoreNotFound(ignoreConflict(err))
-		})
+		approveAsAPerson(t, got.InstallPlan)
 		waitCondition(t, hippo, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.9.0")
 		// PGO rolls hippo onto 5.9.0's images; zebra's StatefulSets keep
 		// their template: the preview named exactly the cluster PGO rolled.
@@ -335,6 +324,21 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 }
 
 // --- helpers ---------------------------------------------------------------
+
+// approveAsAPerson approves a plan as the user document describes
+// (retrying when OLM wrote the plan in between, as kubectl edit would).
+func approveAsAPerson(t *testing.T, plan string) {
+	t.Helper()
+	eventually(t, "a person approves "+plan, func() (bool, error) {
+		ip := &operatorsv1alpha1.InstallPlan{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: "operators", Name: plan}, ip); err != nil {
+			return false, err
+		}
+		ip.Spec.Approved = true
+		err := k8s.Update(context.Background(), ip, client.FieldOwner("a-person"))
+		return err == nil, client.IgnoreNotFound(ignoreConflict(err))
+	})
+}
 
 // instanceImages is the containers' images of every PostgreSQL instance
 // StatefulSet PGO made, by namespace/name, as "name=image ..." in the

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/test/cluster"
 	"github.com/pgstack/pgstack/test/restarts"
 )
@@ -74,12 +75,47 @@ func TestOperatorUpgradesRollOutInWaves(t *testing.T) {
 	}
 	waitOperatorSettled(t)
 
-	t.Run("without a rollout policy PGO restarts every cluster at once", func(t *testing.T) {
+	t.Run("without a rollout policy PGO restarts every cluster at once, as the preview said", func(t *testing.T) {
+		// A person decides on this one: the plan waits, with its preview.
+		update(t, stacks[0], func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalManual })
 		rec := recordRestarts(t)
-		publishPGO(t, nextPGOVersion(t), pgoRelease(t, headVersion(t)).Retagged("-plain"), nil)
+		before := instanceImages(t)
+		release := pgoRelease(t, headVersion(t))
+		version := nextPGOVersion(t)
+		publishPGO(t, version, release.Retagged("-plain"), nil)
+		from := envValue(t, release, pgo.PostgresEnv(16, ""))
+		previewed := map[string]bool{}
+		plan := ""
+		for _, s := range stacks {
+			waitFor(t, s, key(s)+"'s preview of "+version, func(got *platformv1alpha1.PostgresStack) bool {
+				p := got.Status.Operator.PendingUpgrade
+				if p == nil || p.Version != version {
+					return false
+				}
+				if p.ClusterRestarts && hasChange(p.Images, pgo.ComponentPostgres, from, from+"-plain") {
+					previewed[key(s)], plan = true, p.InstallPlan
+				}
+				return true
+			})
+		}
+		for name, images := range before {
+			if strings.HasPrefix(name, "wave-") && !strings.Contains(images, "database="+from+" ") && !strings.HasSuffix(images, "database="+from) {
+				t.Errorf("%s runs %s, not the image the preview names as its from (%s)", name, images, from)
+			}
+		}
+		approveAsAPerson(t, plan)
 		waitRestarted(t, rec, stackNames(stacks, 0, rolloutStacks))
 		spans := rec.Stop()
 		t.Logf("without a policy: PGO restarted %d clusters, at most %d at once", len(spans), spans.MaxConcurrent())
+		for cluster := range spans {
+			if !previewed[cluster] {
+				t.Errorf("PGO restarted %s, which the preview did not name", cluster)
+			}
+		}
+		if len(previewed) != rolloutStacks || len(spans) != rolloutStacks {
+			t.Errorf("previewed %d restarts, PGO restarted %d clusters; want all %d", len(previewed), len(spans), rolloutStacks)
+		}
+		update(t, stacks[0], func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalAutomatic })
 		for _, s := range stacks {
 			waitCondition(t, s, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		}
