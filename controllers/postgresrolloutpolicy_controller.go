@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -26,12 +29,14 @@ import (
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/internal/policy"
 	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/internal/rollout"
 )
 
 // +kubebuilder:rbac:groups=platform.pgstack.dev,resources=postgresrolloutpolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get
 
 // Labels PGO puts on what it makes for a cluster.
 const (
@@ -117,7 +122,7 @@ func (r *RolloutPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// The stacks' reconciles start those caches; look again soon.
 		return ctrl.Result{RequeueAfter: rolloutRecheck}, nil
 	}
-	in, err := r.observe(ctx, p)
+	in, sub, err := r.observe(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -148,6 +153,19 @@ func (r *RolloutPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		logf.FromContext(ctx).Info("rollout", "phase", phaseOf(next.Rollout), "events", len(out.Events))
 	}
+	// Every cluster is pinned for the policy's configuration: apply it.
+	if out.ApplyConfig && sub != nil && p.Spec.OperatorConfig != nil {
+		patch := client.MergeFromWithOptions(sub.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		applyConfig(sub, *p.Spec.OperatorConfig)
+		if err := r.Patch(ctx, sub, patch); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("apply the operator configuration to Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
+		}
+		r.Recorder.Eventf(p, sub, corev1.EventTypeNormal, rollout.EventConfigApplied, "Configure",
+			"every cluster is pinned; wrote the operator configuration %s to Subscription %s/%s", next.Rollout.ToConfig, sub.Namespace, sub.Name)
+	}
 	result := ctrl.Result{RequeueAfter: out.RequeueAfter}
 	if ro := next.Rollout; ro != nil && (ro.Phase == platformv1alpha1.RolloutPinning || ro.Phase == platformv1alpha1.RolloutRolling) &&
 		(result.RequeueAfter == 0 || result.RequeueAfter > rolloutRecheck) {
@@ -164,11 +182,11 @@ func phaseOf(r *platformv1alpha1.RolloutStatus) string {
 }
 
 // observe gathers what rollout.Step decides from.
-func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alpha1.PostgresRolloutPolicy) (rollout.Input, error) {
+func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alpha1.PostgresRolloutPolicy) (rollout.Input, *operatorsv1alpha1.Subscription, error) {
 	in := rollout.Input{Spec: p.Spec, Previous: p.Status.Rollout, Now: r.now(), Members: map[string]rollout.Member{}}
 	list := &platformv1alpha1.PostgresStackList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexOperatorNamespace: p.Namespace}); err != nil {
-		return in, fmt.Errorf("list stacks installing into %s: %w", p.Namespace, err)
+		return in, nil, fmt.Errorf("list stacks installing into %s: %w", p.Namespace, err)
 	}
 	var users []platformv1alpha1.PostgresStack
 	for _, s := range list.Items {
@@ -177,11 +195,11 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		}
 	}
 	if len(users) == 0 {
-		return in, nil
+		return in, nil, nil
 	}
 	sub, err := r.subscription(ctx, p.Namespace, users[0].Spec.Operator.Package)
 	if err != nil || sub == nil {
-		return in, err
+		return in, nil, err
 	}
 	in.Operator.InstalledCSV = sub.Status.InstalledCSV
 	var installed *operatorsv1alpha1.ClusterServiceVersion
@@ -189,7 +207,7 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		installed = &operatorsv1alpha1.ClusterServiceVersion{}
 		if err := r.Stacks.olm().Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: sub.Status.InstalledCSV}, installed); err != nil {
 			if !apierrors.IsNotFound(err) {
-				return in, fmt.Errorf("get CSV %s: %w", sub.Status.InstalledCSV, err)
+				return in, sub, fmt.Errorf("get CSV %s: %w", sub.Status.InstalledCSV, err)
 			}
 			installed = nil
 		}
@@ -200,7 +218,7 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		plan = &operatorsv1alpha1.InstallPlan{}
 		if err := r.Stacks.olm().Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, plan); err != nil {
 			if !apierrors.IsNotFound(err) {
-				return in, fmt.Errorf("get install plan %s: %w", ref.Name, err)
+				return in, sub, fmt.Errorf("get install plan %s: %w", ref.Name, err)
 			}
 			plan = nil
 		}
@@ -209,20 +227,37 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		}
 	}
 
+	in.Operator.Config = configHash(subscriptionConfig(sub))
+	if want := p.Spec.OperatorConfig; want != nil {
+		in.Operator.DesiredConfig = configHash(*want)
+	}
+	if ro := in.Previous; ro != nil && ro.FromConfig != ro.ToConfig && ro.ToConfig == in.Operator.Config && installed != nil {
+		if in.Operator.ConfigRunning, err = r.configRunning(ctx, installed, subscriptionConfig(sub)); err != nil {
+			return in, sub, err
+		}
+	}
+
 	// The images each cluster would lose are read only when a rollout may
 	// (re)start: before anything is released.
 	var current, next *pgo.Catalog
 	nextVersion := ""
-	starting := in.Operator.PendingCSV != "" && installed != nil && plan != nil &&
-		(in.Previous == nil || in.Previous.Phase == platformv1alpha1.RolloutComplete ||
-			in.Previous.Phase == platformv1alpha1.RolloutPinning || in.Previous.Phase == platformv1alpha1.RolloutPinned)
-	if starting {
+	mayStart := installed != nil && (in.Previous == nil || in.Previous.Phase == platformv1alpha1.RolloutComplete ||
+		in.Previous.Phase == platformv1alpha1.RolloutPinning || in.Previous.Phase == platformv1alpha1.RolloutPinned)
+	switch {
+	case mayStart && in.Operator.PendingCSV != "" && plan != nil:
 		review, err := r.Stacks.reviewPlan(ctx, sub, plan)
 		if err != nil {
-			return in, err
+			return in, sub, err
 		}
 		current, next, nextVersion = imageCatalog(installed, sub), &review.next, review.version
+	case mayStart && in.Operator.DesiredConfig != "" && in.Operator.DesiredConfig != in.Operator.Config:
+		// The installed PGO under the policy's configuration.
+		configured := sub.DeepCopy()
+		applyConfig(configured, *p.Spec.OperatorConfig)
+		current, next = imageCatalog(installed, sub), imageCatalog(installed, configured)
+		nextVersion, _ = policy.CSVVersion(installed.Name)
 	}
+	starting := next != nil
 
 	for i := range users {
 		s := &users[i]
@@ -230,13 +265,13 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		m := rollout.Member{Stack: key, Wave: rollout.Wave(s)}
 		live, err := r.Stacks.getPostgresCluster(ctx, s)
 		if err != nil {
-			return in, err
+			return in, sub, err
 		}
 		if live != nil {
 			m.PostgresVersion, _, _ = unstructured.NestedInt64(live.Object, "spec", "postgresVersion")
 			sets, err := r.instanceSets(ctx, s.Namespace, s.Name)
 			if err != nil {
-				return in, err
+				return in, sub, err
 			}
 			m.Templates = revisions(sets)
 			if c, found, _ := rollout.Place(in.Previous, key); found {
@@ -252,7 +287,99 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		}
 		in.Members[key] = m
 	}
-	return in, nil
+	return in, sub, nil
+}
+
+// subscriptionConfig is the part of a Subscription's config a policy owns.
+func subscriptionConfig(sub *operatorsv1alpha1.Subscription) platformv1alpha1.OperatorConfig {
+	if sub.Spec == nil || sub.Spec.Config == nil {
+		return platformv1alpha1.OperatorConfig{}
+	}
+	return platformv1alpha1.OperatorConfig{Env: sub.Spec.Config.Env, Resources: sub.Spec.Config.Resources}
+}
+
+// applyConfig writes the policy's configuration into the Subscription,
+// leaving the rest of its config (node selector, tolerations, volumes) alone.
+func applyConfig(sub *operatorsv1alpha1.Subscription, c platformv1alpha1.OperatorConfig) {
+	if sub.Spec.Config == nil {
+		sub.Spec.Config = &operatorsv1alpha1.SubscriptionConfig{}
+	}
+	sub.Spec.Config.Env, sub.Spec.Config.Resources = c.Env, c.Resources
+}
+
+// configHash names an operator configuration: the first 10 hex digits of
+// the SHA-256 of its JSON (an empty env and none are the same).
+func configHash(c platformv1alpha1.OperatorConfig) string {
+	if len(c.Env) == 0 {
+		c.Env = nil
+	}
+	data, _ := json.Marshal(c)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:10]
+}
+
+// configRunning reports whether PGO's Deployment runs with the
+// configuration: every variable set as configured on the operator
+// container (OLM puts the Subscription's env over the CSV's), its resources
+// when configured, and the Deployment rolled out.
+func (r *RolloutPolicyReconciler) configRunning(ctx context.Context, csv *operatorsv1alpha1.ClusterServiceVersion, c platformv1alpha1.OperatorConfig) (bool, error) {
+	specs := csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs
+	if len(specs) == 0 {
+		return false, nil
+	}
+	d := &appsv1.Deployment{}
+	if err := r.Stacks.APIReader.Get(ctx, client.ObjectKey{Namespace: csv.Namespace, Name: specs[0].Name}, d); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != replicas || d.Status.AvailableReplicas != replicas || d.Status.Replicas != replicas {
+		return false, nil
+	}
+	// What OLM makes of the CSV's operator container with the
+	// Subscription's env over it: a variable the configuration no longer
+	// sets is back to the CSV's value.
+	operator, _ := operatorContainer(csv)
+	if operator == nil {
+		return false, nil
+	}
+	want := map[string]corev1.EnvVar{}
+	for _, list := range [][]corev1.EnvVar{operator.Env, c.Env} {
+		for _, e := range list {
+			want[e.Name] = e
+		}
+	}
+	for _, container := range d.Spec.Template.Spec.Containers {
+		if container.Name != operator.Name {
+			continue
+		}
+		if c.Resources != nil && !equality.Semantic.DeepEqual(container.Resources, *c.Resources) {
+			return false, nil
+		}
+		got := map[string]corev1.EnvVar{}
+		for _, e := range container.Env {
+			got[e.Name] = e
+		}
+		for name, e := range want {
+			if !sameEnv(got[name], e) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// sameEnv compares a variable as the Deployment holds it with the one
+// wanted: by value, or, for one taken from elsewhere, by being so (the API
+// server fills in defaults such as a field reference's apiVersion).
+func sameEnv(got, want corev1.EnvVar) bool {
+	if want.ValueFrom != nil {
+		return got.Name == want.Name && got.ValueFrom != nil
+	}
+	return got.Name == want.Name && got.ValueFrom == nil && got.Value == want.Value
 }
 
 // subscription is the Subscription pgstack manages for pkg in namespace.

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -39,12 +40,36 @@ type PostgresRolloutPolicySpec struct {
 	// +optional
 	Resume string `json:"resume,omitempty"`
 
+	// operatorConfig, when set, is the operator-wide configuration pgstack
+	// keeps on the Subscription's spec.config: PGO's environment
+	// (PGO_FEATURE_GATES, PGO_WORKERS, mirrored RELATED_IMAGE_* defaults)
+	// and its resources. A change there restarts clusters like an
+	// upgrade, so it rolls out the same way: the clusters it would restart
+	// are pinned, then it is applied, then they move wave by wave. Unset,
+	// pgstack leaves the Subscription's config alone.
+	// +optional
+	OperatorConfig *OperatorConfig `json:"operatorConfig,omitempty"`
+
 	// rollBack, while true, pins every cluster already moved back to the
 	// images it ran before the upgrade and releases no more. OLM cannot
 	// downgrade the operator; this moves the databases, not PGO. Set it
 	// back to false (and resume) to go forward again.
 	// +optional
 	RollBack bool `json:"rollBack,omitempty"`
+}
+
+// OperatorConfig is the part of a Subscription's spec.config a rollout
+// policy owns.
+type OperatorConfig struct {
+	// env replaces the Subscription's spec.config.env; OLM sets each entry
+	// on PGO's container over the CSV's own.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// resources replaces the Subscription's spec.config.resources.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // RolloutPhase is where a rollout is.
@@ -119,9 +144,17 @@ type RolloutCluster struct {
 
 // RolloutStatus is one operator upgrade's rollout.
 type RolloutStatus struct {
-	// fromCSV and toCSV are the operator versions it moves between.
+	// fromCSV and toCSV are the operator versions it moves between (the
+	// same for a change of the operator's configuration).
 	FromCSV string `json:"fromCSV"`
 	ToCSV   string `json:"toCSV"`
+	// fromConfig and toConfig identify the operator configuration it moves
+	// between (a hash of the Subscription's config.env and resources);
+	// equal for an upgrade.
+	// +optional
+	FromConfig string `json:"fromConfig,omitempty"`
+	// +optional
+	ToConfig string `json:"toConfig,omitempty"`
 	// phase is Pinning, Pinned, Rolling, Halted, RolledBack or Complete.
 	Phase RolloutPhase `json:"phase"`
 	// wave is the wave moving now.

@@ -31,6 +31,9 @@ const (
 	EventResumed   = "RolloutResumed"
 	EventRolled    = "RolledBack"
 	EventComplete  = "RolloutComplete"
+	// EventConfigApplied: the controller wrote the policy's operator
+	// configuration to the Subscription, every cluster pinned.
+	EventConfigApplied = "OperatorConfigApplied"
 )
 
 // Member is a stack sharing the operator, as observed now.
@@ -54,7 +57,8 @@ type Member struct {
 	Templates []string
 }
 
-// Operator is the installed PGO and the upgrade on offer.
+// Operator is the installed PGO and the change on offer: a new CSV, or a
+// new operator configuration the policy owns.
 type Operator struct {
 	InstalledCSV string
 	// Succeeded: the installed CSV's phase is Succeeded.
@@ -62,6 +66,33 @@ type Operator struct {
 	// PendingCSV is the CSV an InstallPlan would install (waiting for
 	// approval, or approved and installing); empty when none.
 	PendingCSV string
+	// Config identifies the Subscription's configuration now;
+	// DesiredConfig the one the policy asks for ("" when it owns none).
+	Config, DesiredConfig string
+	// ConfigRunning: PGO's Deployment runs with the Subscription's
+	// configuration, rolled out.
+	ConfigRunning bool
+}
+
+// target is what a change moves the operator to.
+func (op Operator) target() (csv, config string, ok bool) {
+	switch {
+	case op.InstalledCSV == "":
+		return "", "", false
+	case op.PendingCSV != "" && op.PendingCSV != op.InstalledCSV:
+		return op.PendingCSV, op.Config, true
+	case op.DesiredConfig != "" && op.DesiredConfig != op.Config:
+		return op.InstalledCSV, op.DesiredConfig, true
+	}
+	return "", "", false
+}
+
+// what names a rollout's change for messages.
+func what(r *platformv1alpha1.RolloutStatus) string {
+	if r.FromCSV == r.ToCSV && r.FromConfig != r.ToConfig {
+		return fmt.Sprintf("the operator configuration change (%s to %s) of %s", r.FromConfig, r.ToConfig, r.ToCSV)
+	}
+	return fmt.Sprintf("the upgrade from %s to %s", r.FromCSV, r.ToCSV)
 }
 
 // Input is everything a step decides from.
@@ -86,7 +117,10 @@ type Output struct {
 	Rollout *platformv1alpha1.RolloutStatus
 	// RequeueAfter asks for a look when a soak ends or a deadline passes.
 	RequeueAfter time.Duration
-	Events       []Event
+	// ApplyConfig: every cluster is pinned for a configuration change; the
+	// controller now writes the policy's configuration to the Subscription.
+	ApplyConfig bool
+	Events      []Event
 }
 
 // Step advances the rollout by what is observed.
@@ -94,10 +128,10 @@ func Step(in Input) Output {
 	out := Output{}
 	prev := in.Previous.DeepCopy()
 	op := in.Operator
-	upgrading := op.InstalledCSV != "" && op.PendingCSV != "" && op.PendingCSV != op.InstalledCSV
+	toCSV, toConfig, changing := op.target()
 
 	if prev == nil || prev.Phase == platformv1alpha1.RolloutComplete {
-		if !upgrading || (prev != nil && prev.ToCSV == op.PendingCSV && prev.FromCSV == op.InstalledCSV) {
+		if !changing {
 			out.Rollout = prev
 			return out
 		}
@@ -106,20 +140,21 @@ func Step(in Input) Output {
 
 	switch prev.Phase {
 	case platformv1alpha1.RolloutPinning, platformv1alpha1.RolloutPinned:
+		arrived := op.InstalledCSV == prev.ToCSV && op.Config == prev.ToConfig
 		switch {
-		case op.InstalledCSV == prev.ToCSV && op.Succeeded:
+		case arrived && op.Succeeded && (prev.FromConfig == prev.ToConfig || op.ConfigRunning):
 			prev.Phase, prev.Wave = platformv1alpha1.RolloutRolling, nil
 			prev.Message = fmt.Sprintf("%s runs; releasing the clusters wave by wave", prev.ToCSV)
-		case op.InstalledCSV == prev.ToCSV:
-			// Installed, not yet Succeeded: the clusters stay pinned.
+		case arrived:
+			// Installed or configured, not yet running: the clusters stay pinned.
 			out.Rollout = prev
 			return out
-		case !upgrading:
+		case !changing:
 			out.Events = append(out.Events, Event{Reason: EventCancelled,
-				Message: fmt.Sprintf("no upgrade from %s to %s waits any more; the clusters drop their pins (to the images they run)", prev.FromCSV, prev.ToCSV)})
+				Message: fmt.Sprintf("%s is no longer on offer; the clusters drop their pins (to the images they run)", what(prev))})
 			return out
-		case op.PendingCSV != prev.ToCSV || op.InstalledCSV != prev.FromCSV:
-			// Another upgrade is on offer: nothing was released, so pin again for it.
+		case toCSV != prev.ToCSV || toConfig != prev.ToConfig || op.InstalledCSV != prev.FromCSV:
+			// Another change is on offer: nothing was released, so pin again for it.
 			return start(in, out)
 		default:
 			prev.Clusters = present(prev.Clusters, in.Members)
@@ -128,9 +163,11 @@ func Step(in Input) Output {
 				for i := range prev.Clusters {
 					prev.Clusters[i].Templates = in.Members[prev.Clusters[i].Stack].Templates
 				}
-				prev.Message = fmt.Sprintf("%d clusters pinned to their images; the upgrade to %s may be approved and restarts none of them", len(prev.Clusters), prev.ToCSV)
+				prev.Message = fmt.Sprintf("%d clusters pinned to their images; %s may be applied and restarts none of them", len(prev.Clusters), what(prev))
 				out.Events = append(out.Events, Event{Reason: EventPinned, Message: prev.Message})
 			}
+			// A configuration change is pgstack's to apply, once pinned.
+			out.ApplyConfig = prev.Phase == platformv1alpha1.RolloutPinned && prev.ToConfig != op.Config
 			count(prev)
 			out.Rollout = prev
 			return out
@@ -141,7 +178,9 @@ func Step(in Input) Output {
 
 // start pins every cluster the upgrade would restart.
 func start(in Input, out Output) Output {
-	r := &platformv1alpha1.RolloutStatus{FromCSV: in.Operator.InstalledCSV, ToCSV: in.Operator.PendingCSV, Phase: platformv1alpha1.RolloutPinning}
+	toCSV, toConfig, _ := in.Operator.target()
+	r := &platformv1alpha1.RolloutStatus{FromCSV: in.Operator.InstalledCSV, ToCSV: toCSV,
+		FromConfig: in.Operator.Config, ToConfig: toConfig, Phase: platformv1alpha1.RolloutPinning}
 	if in.Previous != nil {
 		r.Resumed = in.Previous.Resumed
 	}
@@ -159,7 +198,7 @@ func start(in Input, out Output) Output {
 		}
 		return a.Stack < b.Stack
 	})
-	r.Message = fmt.Sprintf("the upgrade from %s to %s would restart %d clusters: pinning them to the images they run before it is approved", r.FromCSV, r.ToCSV, len(r.Clusters))
+	r.Message = fmt.Sprintf("%s would restart %d clusters: pinning them to the images they run before it is applied", what(r), len(r.Clusters))
 	out.Events = append(out.Events, Event{Reason: EventStarted, Message: r.Message})
 	count(r)
 	out.Rollout = r

@@ -76,6 +76,7 @@ func TestStep(t *testing.T) {
 		event   string
 		message string
 		requeue time.Duration
+		apply   bool
 	}
 	p, r, u, f := platformv1alpha1.ClusterPinned, platformv1alpha1.ClusterRestarting, platformv1alpha1.ClusterUpdated, platformv1alpha1.ClusterFailed
 	tests := []struct {
@@ -171,6 +172,24 @@ func TestStep(t *testing.T) {
 			previous: rolling(platformv1alpha1.RolloutComplete, 0, cluster("a/c1", 0, u, at(0), at(time.Minute))),
 			members:  members(member("a/c1", 0, "updated")),
 			want:     want{phase: platformv1alpha1.RolloutComplete, states: "a/c1=Updated"}},
+		{name: "a new operator configuration pins the clusters it restarts", operator: Operator{InstalledCSV: new, Succeeded: true, Config: "c1", DesiredConfig: "c2", ConfigRunning: true},
+			members: members(member("a/c1", 0), member("d/one", 1, "nopins")),
+			want:    want{phase: platformv1alpha1.RolloutPinning, states: "a/c1=Pinned", event: EventStarted, message: "configuration change (c1 to c2)"}},
+		{name: "pinned for it: pgstack applies the configuration", operator: Operator{InstalledCSV: new, Succeeded: true, Config: "c1", DesiredConfig: "c2", ConfigRunning: true},
+			previous: configRollout(platformv1alpha1.RolloutPinned),
+			members:  members(member("a/c1", 0, "pinned")),
+			want:     want{phase: platformv1alpha1.RolloutPinned, states: "a/c1=Pinned", apply: true}},
+		{name: "applied, PGO's Deployment not yet rolled out: still pinned", operator: Operator{InstalledCSV: new, Succeeded: true, Config: "c2", DesiredConfig: "c2"},
+			previous: configRollout(platformv1alpha1.RolloutPinned),
+			members:  members(member("a/c1", 0, "pinned")),
+			want:     want{phase: platformv1alpha1.RolloutPinned, states: "a/c1=Pinned"}},
+		{name: "PGO runs the new configuration: the waves start", operator: Operator{InstalledCSV: new, Succeeded: true, Config: "c2", DesiredConfig: "c2", ConfigRunning: true},
+			previous: configRollout(platformv1alpha1.RolloutPinned),
+			members:  members(member("a/c1", 0, "pinned")),
+			want:     want{phase: platformv1alpha1.RolloutRolling, states: "a/c1=Restarting", event: EventWave, requeue: 10 * time.Minute}},
+		{name: "the configuration set back before it was applied: pins dropped", operator: Operator{InstalledCSV: new, Succeeded: true, Config: "c1", DesiredConfig: "c1", ConfigRunning: true},
+			previous: configRollout(platformv1alpha1.RolloutPinning),
+			members:  members(member("a/c1", 0)), want: want{event: EventCancelled}},
 		{name: "the next upgrade after a complete one starts afresh", operator: Operator{InstalledCSV: new, Succeeded: true, PendingCSV: "postgresoperator.v5.9.0"},
 			previous: rolling(platformv1alpha1.RolloutComplete, 0, cluster("a/c1", 0, u, at(0), at(time.Minute))),
 			members:  members(member("a/c1", 0)),
@@ -224,11 +243,22 @@ func TestStep(t *testing.T) {
 			if strings.Join(reasons, ",") != tt.want.event {
 				t.Errorf("events %v, want %q", out.Events, tt.want.event)
 			}
+			if out.ApplyConfig != tt.want.apply {
+				t.Errorf("ApplyConfig = %v, want %v", out.ApplyConfig, tt.want.apply)
+			}
 			if out.RequeueAfter != tt.want.requeue {
 				t.Errorf("requeue after %s, want %s", out.RequeueAfter, tt.want.requeue)
 			}
 		})
 	}
+}
+
+// configRollout is a configuration change c1 -> c2 of the installed PGO.
+func configRollout(phase platformv1alpha1.RolloutPhase) *platformv1alpha1.RolloutStatus {
+	r := &platformv1alpha1.RolloutStatus{FromCSV: new, ToCSV: new, FromConfig: "c1", ToConfig: "c2", Phase: phase,
+		Clusters: []platformv1alpha1.RolloutCluster{cluster("a/c1", 0, platformv1alpha1.ClusterPinned, nil, nil)}}
+	count(r)
+	return r
 }
 
 func equalStatus(a, b *platformv1alpha1.RolloutStatus) bool {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -177,17 +178,61 @@ func TestOperatorUpgradesRollOutInWaves(t *testing.T) {
 		}
 	})
 
+	t.Run("a configuration the policy owns rolls out like an upgrade: pinned, applied, then in waves", func(t *testing.T) {
+		setPolicy(t, policy, func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.MaxConcurrent = 4 })
+		installed := pgoRelease(t, headVersion(t))
+		image := envValue(t, installed, pgo.PostgresEnv(16, ""))
+		mirror := corev1.EnvVar{Name: pgo.PostgresEnv(16, ""), Value: image + "-mirror"}
+		lastConfig := ""
+		for _, step := range []struct {
+			what string
+			env  []corev1.EnvVar
+			want string // the database image every cluster runs after it
+		}{
+			{"a mirrored PostgreSQL 16 image", []corev1.EnvVar{mirror}, mirror.Value},
+			{"the mirror dropped again", nil, image},
+		} {
+			rec := recordRestarts(t)
+			setPolicy(t, policy, func(s *platformv1alpha1.PostgresRolloutPolicySpec) {
+				s.OperatorConfig = &platformv1alpha1.OperatorConfig{Env: step.env}
+			})
+			var ro *platformv1alpha1.RolloutStatus
+			eventually(t, step.what+": a configuration rollout completes", func() (bool, error) {
+				cur := &platformv1alpha1.PostgresRolloutPolicy{}
+				if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(policy), cur); err != nil {
+					return false, err
+				}
+				ro = cur.Status.Rollout
+				return ro != nil && ro.FromConfig != ro.ToConfig && ro.ToConfig != lastConfig && ro.Phase == platformv1alpha1.RolloutComplete, nil
+			})
+			lastConfig = ro.ToConfig
+			if len(ro.Clusters) != rolloutStacks {
+				t.Errorf("%s: rollout %s -> %s over %d clusters, want a configuration change over %d", step.what, ro.FromConfig, ro.ToConfig, len(ro.Clusters), rolloutStacks)
+			}
+			waitRestarted(t, rec, stackNames(stacks, 0, rolloutStacks))
+			spans := rec.Stop()
+			t.Logf("%s: %d clusters restarted, at most %d at once", step.what, len(spans), spans.MaxConcurrent())
+			if spans.MaxConcurrent() > 4 {
+				t.Errorf("%s: %d clusters restarted at once, the policy allows 4", step.what, spans.MaxConcurrent())
+			}
+			for name, images := range instanceImages(t) {
+				if strings.HasPrefix(name, "wave-") && !strings.Contains(images, "database="+step.want+" ") && !strings.HasSuffix(images, "database="+step.want) {
+					t.Errorf("%s: %s runs %s, want database %s", step.what, name, images, step.want)
+				}
+			}
+			sub := subscriptions(t)[0]
+			if got := sub.Spec.Config; (len(step.env) > 0) != (got != nil && len(got.Env) == 1 && got.Env[0] == mirror) {
+				t.Errorf("%s: the Subscription's config is %+v", step.what, got)
+			}
+		}
+		setPolicy(t, policy, func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.MaxConcurrent = rolloutConcurrency })
+	})
+
 	t.Run("a canary kept un-Ready halts the rollout with the rest untouched; rolling back moves it back", func(t *testing.T) {
 		failing := stacks[0]
 		before := instanceImages(t)
-		eventually(t, "a shorter deadline", func() (bool, error) {
-			p := &platformv1alpha1.PostgresRolloutPolicy{}
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(policy), p); err != nil {
-				return false, err
-			}
-			p.Spec.ProgressDeadline = metav1.Duration{Duration: 20 * time.Second}
-			err := k8s.Update(ctx, p)
-			return err == nil, ignoreConflict(err)
+		setPolicy(t, policy, func(s *platformv1alpha1.PostgresRolloutPolicySpec) {
+			s.ProgressDeadline = metav1.Duration{Duration: 20 * time.Second}
 		})
 		// The canary's new image never gets Ready (rolloutPodStarts).
 		to := nextPGOVersion(t)
@@ -208,15 +253,7 @@ func TestOperatorUpgradesRollOutInWaves(t *testing.T) {
 			return r != nil && r.State == platformv1alpha1.ClusterFailed
 		})
 
-		eventually(t, "a person rolls back", func() (bool, error) {
-			p := &platformv1alpha1.PostgresRolloutPolicy{}
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(policy), p); err != nil {
-				return false, err
-			}
-			p.Spec.RollBack = true
-			err := k8s.Update(ctx, p)
-			return err == nil, ignoreConflict(err)
-		})
+		setPolicy(t, policy, func(s *platformv1alpha1.PostgresRolloutPolicySpec) { s.RollBack = true })
 		waitRollout(t, policy, platformv1alpha1.RolloutRolledBack, "postgresoperator.v"+to)
 		eventually(t, "the failing canary runs its old images again", func() (bool, error) {
 			for name, images := range instanceImages(t) {
@@ -268,6 +305,20 @@ func waitOperatorSettled(t *testing.T) {
 			}
 		}
 		return true, nil
+	})
+}
+
+// setPolicy changes the policy's spec as a person would (again on a conflict).
+func setPolicy(t *testing.T, p *platformv1alpha1.PostgresRolloutPolicy, change func(*platformv1alpha1.PostgresRolloutPolicySpec)) {
+	t.Helper()
+	eventually(t, "change the rollout policy", func() (bool, error) {
+		cur := &platformv1alpha1.PostgresRolloutPolicy{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), cur); err != nil {
+			return false, err
+		}
+		change(&cur.Spec)
+		err := k8s.Update(context.Background(), cur)
+		return err == nil, ignoreConflict(err)
 	})
 }
 
