@@ -69,13 +69,19 @@ func (r *PostgresStackReconciler) reviewPlan(ctx context.Context, sub *operators
 		return nil, err
 	}
 	review := &planReview{key: key, next: *imageCatalog(contents.CSV, sub), version: contents.CSV.Spec.Version.String()}
-	for _, crd := range contents.CRDs {
+	// One CRD at a time, and only those served now: a plan's CRD is decoded
+	// only to be compared.
+	for _, crdName := range contents.CRDNames() {
 		served := &apiextensionsv1.CustomResourceDefinition{}
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Name: crd.Name}, served); err != nil {
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Name: crdName}, served); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
-			return nil, fmt.Errorf("get CRD %s to compare with install plan %s: %w", crd.Name, name, err)
+			return nil, fmt.Errorf("get CRD %s to compare with install plan %s: %w", crdName, name, err)
+		}
+		crd, err := contents.CRD(crdName)
+		if err != nil {
+			return nil, err
 		}
 		review.unsafe = append(review.unsafe, crdcompat.Check(served, crd)...)
 	}

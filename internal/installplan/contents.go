@@ -40,10 +40,36 @@ const (
 	encodingGzip       = "gzip+base64"
 )
 
-// Contents is what a plan installs for one CSV.
+// Contents is what a plan installs for one CSV. Its CRDs are decoded on
+// request: PGO's PostgresCluster CRD alone is 1.4 MB, and a first install
+// has no served CRD to compare them with.
 type Contents struct {
 	CSV  *operatorsv1alpha1.ClusterServiceVersion
-	CRDs []*apiextensionsv1.CustomResourceDefinition
+	crds map[string][]byte
+	plan string
+}
+
+// CRDNames are the names of the CRDs the plan installs, sorted.
+func (c Contents) CRDNames() []string {
+	names := make([]string, 0, len(c.crds))
+	for name := range c.crds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CRD decodes the named CRD of the plan.
+func (c Contents) CRD(name string) (*apiextensionsv1.CustomResourceDefinition, error) {
+	manifest, ok := c.crds[name]
+	if !ok {
+		return nil, fmt.Errorf("install plan %s has no CRD %s", c.plan, name)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := decode(manifest, crd); err != nil {
+		return nil, fmt.Errorf("install plan %s: CRD %s: %w", c.plan, name, err)
+	}
+	return crd, nil
 }
 
 // GetConfigMap reads the ConfigMap a step refers to.
@@ -72,7 +98,7 @@ func refOf(manifest string) (bundleRef, bool) {
 // Read returns the CSV named csvName and the CRDs the plan's steps resolve
 // for it. get is called at most once per referenced ConfigMap.
 func Read(plan *operatorsv1alpha1.InstallPlan, csvName string, get GetConfigMap) (Contents, error) {
-	var out Contents
+	out := Contents{crds: map[string][]byte{}, plan: plan.Name}
 	bundles := map[bundleRef]map[string][]byte{}
 	for _, step := range plan.Status.Plan {
 		if step == nil || step.Resolving != csvName {
@@ -102,23 +128,29 @@ func Read(plan *operatorsv1alpha1.InstallPlan, csvName string, get GetConfigMap)
 		switch kind {
 		case KindCSV:
 			csv := &operatorsv1alpha1.ClusterServiceVersion{}
-			if err := yaml.Unmarshal(manifest, csv); err != nil {
+			if err := decode(manifest, csv); err != nil {
 				return Contents{}, fmt.Errorf("install plan %s: CSV %s: %w", plan.Name, step.Resource.Name, err)
 			}
 			out.CSV = csv
 		case KindCRD:
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := yaml.Unmarshal(manifest, crd); err != nil {
-				return Contents{}, fmt.Errorf("install plan %s: CRD %s: %w", plan.Name, step.Resource.Name, err)
-			}
-			out.CRDs = append(out.CRDs, crd)
+			out.crds[step.Resource.Name] = manifest
 		}
 	}
 	if out.CSV == nil {
 		return Contents{}, fmt.Errorf("install plan %s has no ClusterServiceVersion step for %s", plan.Name, csvName)
 	}
-	sort.Slice(out.CRDs, func(i, j int) bool { return out.CRDs[i].Name < out.CRDs[j].Name })
 	return out, nil
+}
+
+// decode reads a manifest: JSON (as OLM writes inline steps) straight into
+// the type, YAML (a bundle's files) through sigs.k8s.io/yaml. The JSON path
+// matters: sigs.k8s.io/yaml first builds a generic tree of the whole
+// document, tens of megabytes for PGO's 1.4 MB PostgresCluster CRD.
+func decode(manifest []byte, into any) error {
+	if trimmed := bytes.TrimSpace(manifest); len(trimmed) > 0 && trimmed[0] == '{' {
+		return json.Unmarshal(trimmed, into)
+	}
+	return yaml.Unmarshal(manifest, into)
 }
 
 // unpacked indexes an unpacked bundle's objects by kind/name.

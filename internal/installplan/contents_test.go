@@ -85,6 +85,12 @@ func TestRead(t *testing.T) {
 				step("redis.v1.0.0", KindCSV, "redis.v1.0.0", neighbourCSVYAML),
 			),
 			wantCRDs: "postgresclusters.postgres-operator.crunchydata.com"},
+		{name: "inline JSON, as OLM writes a step's manifest",
+			plan: plan(
+				step(csv, KindCRD, "postgresclusters.postgres-operator.crunchydata.com", `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"postgresclusters.postgres-operator.crunchydata.com"}}`),
+				step(csv, KindCSV, csv, `  {"apiVersion":"operators.coreos.com/v1alpha1","kind":"ClusterServiceVersion","metadata":{"name":"postgresoperator.v5.8.9"},"spec":{"version":"5.8.9"}}`),
+			),
+			wantCRDs: "postgresclusters.postgres-operator.crunchydata.com"},
 		{name: "a ConfigMap OLM unpacked a bundle image into, read once", plan: refSteps, configMap: plainBundle,
 			wantCRDs: "pgupgrades.postgres-operator.crunchydata.com postgresclusters.postgres-operator.crunchydata.com", wantCMGets: 1},
 		{name: "the same ConfigMap gzipped", plan: refSteps, configMap: gzipBundle,
@@ -122,11 +128,18 @@ func TestRead(t *testing.T) {
 				t.Errorf("CSV = %s %s", got.CSV.Name, got.CSV.Spec.Version.String())
 			}
 			var crds []string
-			for _, c := range got.CRDs {
-				crds = append(crds, c.Name)
+			for _, name := range got.CRDNames() {
+				crd, err := got.CRD(name)
+				if err != nil || crd.Name != name {
+					t.Errorf("CRD(%s) = %v, %v", name, crd, err)
+				}
+				crds = append(crds, name)
 			}
 			if strings.Join(crds, " ") != tt.wantCRDs {
 				t.Errorf("CRDs = %v, want %s", crds, tt.wantCRDs)
+			}
+			if _, err := got.CRD("absent.example.com"); err == nil {
+				t.Error("a CRD the plan does not carry decodes")
 			}
 		})
 	}

@@ -37,7 +37,8 @@ const (
 
 // TestOperatorUpgradesRollOutInWaves publishes PGO upgrades that change
 // every default image to 12 stacks (three canaries) on real OLM and real
-// PGO: without a rollout policy PGO restarts every cluster at once; with one,
+// PGO, first PGO's real 5.8.9 over 5.8.8 when run on a cluster of its own
+// (make test does): without a rollout policy PGO restarts every cluster at once; with one,
 // approval restarts none, the canaries go first, then at most two at a
 // time; a canary kept un-Ready halts the rollout with the rest untouched,
 // and rolling back moves it back.
@@ -81,10 +82,18 @@ func TestOperatorUpgradesRollOutInWaves(t *testing.T) {
 		update(t, stacks[0], func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Approval = platformv1alpha1.ApprovalManual })
 		rec := recordRestarts(t)
 		before := instanceImages(t)
-		release := pgoRelease(t, headVersion(t))
+		// PGO's real next release when the catalog has it (5.8.9 on a
+		// cluster of its own, from 5.8.8: make test runs it so), else the
+		// head's release with every default image changed.
 		version := nextPGOVersion(t)
-		publishPGO(t, version, release.Retagged("-plain"), nil)
-		from := envValue(t, release, pgo.PostgresEnv(16, ""))
+		next, ok := pgoPackage(t).ReleaseFor(version)
+		if !ok || next.Version != version {
+			next = pgoRelease(t, headVersion(t)).Retagged("-plain")
+		}
+		t.Logf("publishing PGO %s (its own release: %v) over %s", version, next.Version == version, headVersion(t))
+		from := envValue(t, pgoRelease(t, headVersion(t)), pgo.PostgresEnv(16, ""))
+		to := envValue(t, next, pgo.PostgresEnv(16, ""))
+		publishPGO(t, version, next, nil)
 		previewed := map[string]bool{}
 		plan := ""
 		for _, s := range stacks {
@@ -93,7 +102,7 @@ func TestOperatorUpgradesRollOutInWaves(t *testing.T) {
 				if p == nil || p.Version != version {
 					return false
 				}
-				if p.ClusterRestarts && hasChange(p.Images, pgo.ComponentPostgres, from, from+"-plain") {
+				if p.ClusterRestarts && hasChange(p.Images, pgo.ComponentPostgres, from, to) {
 					previewed[key(s)], plan = true, p.InstallPlan
 				}
 				return true
