@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -34,10 +36,13 @@ type planReview struct {
 	unsafe  []crdcompat.Violation
 }
 
-// planReviews keeps the last review of each plan.
+// planReviews keeps the last review of each plan. A review is made once
+// however many reconciles ask for it at the same time: each holds the
+// plan's CRDs decoded while it runs (singleflight).
 type planReviews struct {
-	mu sync.Mutex
-	m  map[string]*planReview
+	mu     sync.Mutex
+	m      map[string]*planReview
+	flight singleflight.Group
 }
 
 // reviewPlan reads the CSV and CRDs the plan installs for the Subscription's
@@ -55,7 +60,16 @@ func (r *PostgresStackReconciler) reviewPlan(ctx context.Context, sub *operators
 		return rv, nil
 	}
 	r.reviews.mu.Unlock()
+	v, err, _ := r.reviews.flight.Do(key, func() (any, error) { return r.makeReview(ctx, key, sub, plan) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*planReview), nil
+}
 
+// makeReview reads and judges a plan's contents, and keeps the review.
+func (r *PostgresStackReconciler) makeReview(ctx context.Context, key string, sub *operatorsv1alpha1.Subscription, plan *operatorsv1alpha1.InstallPlan) (*planReview, error) {
+	name := plan.Namespace + "/" + plan.Name
 	// The cache keeps plans without their steps (cache.go): read this one whole.
 	whole := &operatorsv1alpha1.InstallPlan{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(plan), whole); err != nil {
