@@ -143,6 +143,9 @@ type OperatorSpec struct {
 }
 
 // PostgresStackSpec is what a team asks for.
+// +kubebuilder:validation:XValidation:rule="!has(self.operations) || !has(self.operations.backup) || !has(self.postgres) || !has(self.postgres.backups) || !has(self.postgres.backups.enabled) || self.postgres.backups.enabled",fieldPath=".operations.backup",message="operations.backup needs backups: postgres.backups.enabled must not be false"
+// +kubebuilder:validation:XValidation:rule="!has(self.operations) || !has(self.operations.backup) || !has(self.operations.backup.repoName) || (has(self.postgres) && has(self.postgres.backups) && has(self.postgres.backups.repos) ? self.postgres.backups.repos.exists(r, r.name == self.operations.backup.repoName) : self.operations.backup.repoName == 'repo1')",fieldPath=".operations.backup.repoName",message="operations.backup.repoName must name a repository configured in postgres.backups.repos (only repo1 when repos is not set)"
+// +kubebuilder:validation:XValidation:rule="!has(self.operations) || !has(self.operations.switchover) || (has(self.postgres) && (has(self.postgres.instances) ? (size(self.postgres.instances) > 1 || self.postgres.instances.exists(i, has(i.replicas) && i.replicas > 1)) : (has(self.postgres.replicas) && self.postgres.replicas > 1)))",fieldPath=".operations.switchover",message="operations.switchover needs at least two PostgreSQL instances: set postgres.replicas, or an instance set's replicas, to 2 or more"
 type PostgresStackSpec struct {
 	// operator says how PGO is installed and upgraded through OLM.
 	// +kubebuilder:default={}
@@ -154,6 +157,11 @@ type PostgresStackSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Postgres PostgresSpec `json:"postgres,omitempty"`
+
+	// operations are PGO's one-off operations (a backup, a rolling
+	// restart, a switchover), each run once per new token.
+	// +optional
+	Operations *Operations `json:"operations,omitempty"`
 
 	// deletionPolicy is Retain (default: the PostgresCluster and its data stay
 	// when the stack is deleted) or Delete.
@@ -311,6 +319,11 @@ type PostgresStackStatus struct {
 	// user's credentials: object names only, never their contents.
 	// +optional
 	Connection *ConnectionStatus `json:"connection,omitempty"`
+
+	// operations reports the last run of each of spec.operations, and the
+	// tokens already used.
+	// +optional
+	Operations *OperationsStatus `json:"operations,omitempty"`
 }
 
 // ConnectionStatus names the objects PGO makes for connecting to the

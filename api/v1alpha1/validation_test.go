@@ -104,6 +104,9 @@ func TestTheAPIServerAcceptsStacksAtTheEdges(t *testing.T) {
 		{"a pooler scaled to zero", `{postgres: {pooler: {replicas: 0}}}`},
 		{"restore options PGO passes on", `{postgres: {restore: {id: a, options: ["--set=20250101-010000F", "--type=immediate", "--repo-target-time=2025-01-01 01:00:00+00"]}}}`},
 		{"clone options PGO passes on", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1, options: ["--type=immediate"]}}}`},
+		{"every operation on a default HA stack", `{postgres: {replicas: 2}, operations: {backup: {token: "2026-12-02T10:00", options: ["--type=full"]}, restart: {token: CHG-1234}, switchover: {token: s.1, targetInstance: hippo-instance1-abcd}}}`},
+		{"a backup to a second configured repo", `{postgres: {backups: {repos: [{name: repo1, volume: {}}, {name: repo2, s3: {bucket: b, endpoint: e, region: r}}]}}, operations: {backup: {token: b1, repoName: repo2}}}`},
+		{"a switchover across two instance sets of one", `{postgres: {instances: [{name: a}, {name: b}]}, operations: {switchover: {token: s1}}}`},
 	}
 	ctx := context.Background()
 	for i, tt := range tests {
