@@ -76,6 +76,13 @@ const (
 	// ClusterReady False while the cluster is shut down for PGO's major
 	// upgrade (PGUpgrade): the database is down until it starts on the new version.
 	ReasonMajorUpgradeRunning = "MajorUpgradeRunning"
+	// Reconciling beside the cluster's readiness: a new operation token
+	// waits (for the cluster to be ready, for a major upgrade, a staged
+	// operator rollout or another restarting operation to end).
+	ReasonOperationPending = "OperationPending"
+	// Reconciling beside the cluster's readiness: PGO runs an operation
+	// of spec.operations (a backup, a restart, a switchover).
+	ReasonOperationRunning = "OperationRunning"
 
 	// ClusterReady, once PGO reports (internal/pgo judges these)
 	ReasonClusterReady      = "ClusterReady"
@@ -141,4 +148,7 @@ const (
 	EventOperatorRemoved         = "OperatorRemoved"
 	EventMajorUpgradeStarted     = "MajorUpgradeStarted"
 	EventMajorUpgradeSucceeded   = "MajorUpgradeSucceeded"
+	EventOperationStarted        = "OperationStarted"
+	EventOperationSucceeded      = "OperationSucceeded"
+	EventOperationFailed         = "OperationFailed"
 )

@@ -95,7 +95,10 @@ type UpgradeInput struct {
 	// PGOVersion names that PGO in messages.
 	Images     *Catalog
 	PGOVersion string
-	Now        time.Time
+	// Busy says why nothing that stops the cluster may start now (a
+	// restart or switchover of spec.operations runs); empty when free.
+	Busy string
+	Now  time.Time
 }
 
 // Finding is something the plan tells a person, as a condition reason and message.
@@ -277,6 +280,9 @@ func PlanMajorUpgrade(in UpgradeInput) UpgradePlan {
 	// started to be checked: with --link its old data may no longer start.
 	if r := ClusterReadiness(in.Live); !leftovers && (!r.Ready || r.Reason != ReasonReady) {
 		return waiting(platformv1alpha1.ReasonMajorUpgradePending, "the cluster must be ready first ("+r.Message+")")
+	}
+	if in.Busy != "" {
+		return waiting(platformv1alpha1.ReasonMajorUpgradePending, in.Busy)
 	}
 	if backupsOn(in.Desired) {
 		latest, found := lastBackup(in.Live)

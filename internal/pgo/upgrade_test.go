@@ -86,6 +86,7 @@ func TestPlanMajorUpgrade(t *testing.T) {
 		upgrades []UpgradeReport
 		settings *platformv1alpha1.MajorUpgrade
 		catalog  *Catalog
+		busy     string
 		// wantVersion and wantImage are what is applied ("" image: none);
 		// wantStopped the shutdown and annotation an upgrade sets.
 		wantVersion int64
@@ -130,6 +131,16 @@ func TestPlanMajorUpgrade(t *testing.T) {
 			wantVersion: 16,
 			wantFinding: "Pending", wantReason: platformv1alpha1.ReasonMajorUpgradePending,
 			wantWords: []string{"from PostgreSQL 16 to 17 waits", "the cluster must be ready first"},
+		},
+		{
+			name:        "a raise waits while a restart or switchover runs",
+			live:        cluster(spec(16), ready),
+			desired:     cluster(spec(17)),
+			catalog:     &images,
+			busy:        "the restart r1 is running",
+			wantVersion: 16,
+			wantFinding: "Pending", wantReason: platformv1alpha1.ReasonMajorUpgradePending,
+			wantWords: []string{"from PostgreSQL 16 to 17 waits", "the restart r1 is running"},
 		},
 		{
 			name:        "a raise waits for a first backup when backups are on",
@@ -347,7 +358,7 @@ func TestPlanMajorUpgrade(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			desiredBefore := tt.desired.DeepCopy()
-			plan := PlanMajorUpgrade(UpgradeInput{Live: tt.live, Desired: tt.desired, Upgrades: tt.upgrades, Settings: tt.settings,
+			plan := PlanMajorUpgrade(UpgradeInput{Live: tt.live, Desired: tt.desired, Upgrades: tt.upgrades, Settings: tt.settings, Busy: tt.busy,
 				Images: tt.catalog, PGOVersion: "5.8.9", Now: now})
 			if !equality.Semantic.DeepEqual(desiredBefore, tt.desired) {
 				t.Errorf("the rendered PostgresCluster was changed in place")
