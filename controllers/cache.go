@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"strings"
+
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
 )
 
@@ -32,7 +35,8 @@ func CacheOptions() cache.Options {
 }
 
 // stripStatefulSet keeps an instance StatefulSet's identity, labels,
-// generation, replicas, its containers' names and images, and its status.
+// generation, replicas, its containers' names and images, pgstack's own
+// annotations on its pod template (the restart token) and its status.
 func stripStatefulSet(obj any) (any, error) {
 	s, ok := obj.(*appsv1.StatefulSet)
 	if !ok {
@@ -45,6 +49,14 @@ func stripStatefulSet(obj any) (any, error) {
 		Status: s.Status,
 	}
 	kept.Spec.Replicas = s.Spec.Replicas
+	for k, v := range s.Spec.Template.Annotations {
+		if strings.HasPrefix(k, platformv1alpha1.GroupVersion.Group+"/") {
+			if kept.Spec.Template.Annotations == nil {
+				kept.Spec.Template.Annotations = map[string]string{}
+			}
+			kept.Spec.Template.Annotations[k] = v
+		}
+	}
 	for _, c := range s.Spec.Template.Spec.Containers {
 		kept.Spec.Template.Spec.Containers = append(kept.Spec.Template.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
 	}

@@ -269,7 +269,7 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 		}
 		if live != nil {
 			m.PostgresVersion, _, _ = unstructured.NestedInt64(live.Object, "spec", "postgresVersion")
-			sets, err := r.instanceSets(ctx, s.Namespace, s.Name)
+			sets, err := instanceSets(ctx, r.Client, s.Namespace, s.Name)
 			if err != nil {
 				return in, sub, err
 			}
@@ -414,9 +414,9 @@ func pinsFor(stack *platformv1alpha1.PostgresStack, live *unstructured.Unstructu
 }
 
 // instanceSets are the cluster's instance StatefulSets, from the cache.
-func (r *RolloutPolicyReconciler) instanceSets(ctx context.Context, namespace, cluster string) ([]appsv1.StatefulSet, error) {
+func instanceSets(ctx context.Context, c client.Reader, namespace, cluster string) ([]appsv1.StatefulSet, error) {
 	list := &appsv1.StatefulSetList{}
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{labelPGOCluster: cluster}); err != nil {
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{labelPGOCluster: cluster}); err != nil {
 		return nil, fmt.Errorf("list StatefulSets of %s/%s: %w", namespace, cluster, err)
 	}
 	return list.Items, nil

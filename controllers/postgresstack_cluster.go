@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
@@ -56,13 +57,18 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		}
 		version, _ := policy.CSVVersion(sc.obs.Operator.InstalledCSV)
 		plan := pgo.PlanMajorUpgrade(pgo.UpgradeInput{Live: live, Desired: desired, Upgrades: upgrades,
-			Settings: sc.stack.Spec.Postgres.Upgrade, Images: sc.images, PGOVersion: version, Now: r.now()})
+			Settings: sc.stack.Spec.Postgres.Upgrade, Images: sc.images, PGOVersion: version,
+			Busy: pgo.OperationsBusy(r.written.current(sc.stack).Operations), Now: r.now()})
 		desired = plan.Apply
 		obs.PostgresVersion, obs.MajorUpgrade = plan.Running, plan.Report
 		obs.Held, obs.Pending, obs.Down, obs.Failed = problem(plan.Held), problem(plan.Pending), problem(plan.Down), problem(plan.Failed)
 		// Under a staged rollout the cluster keeps the images it ran until
 		// its wave (postgresstack_rollout.go).
 		unpin, err := r.pinForRollout(ctx, sc, live, desired)
+		if err != nil {
+			return err
+		}
+		ops, err := r.planOperations(ctx, sc, live, desired, plan)
 		if err != nil {
 			return err
 		}
@@ -115,6 +121,12 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			// not yet observed.
 			live, applied = got, true
 		}
+		for _, e := range ops.Events {
+			r.Recorder.Eventf(sc.stack, desired, e.Type, e.Reason, "Operation", "%s", e.Message)
+		}
+		if ops.Running != nil {
+			sc.requeueAt(r.now().Add(r.pgoRecheck()), r.now())
+		}
 	}
 	if live != nil {
 		obs.Exists = true
@@ -141,6 +153,46 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		}
 	}
 	return nil
+}
+
+// planOperations decides spec.operations against the live cluster and
+// writes onto desired what asks PGO for them. Nothing that restarts pods
+// starts while a major upgrade runs or the staged operator rollout
+// restarts the cluster.
+func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope, live, desired *unstructured.Unstructured, upgrade pgo.UpgradePlan) (pgo.OperationsPlan, error) {
+	stack, obs := sc.stack, &sc.obs.Cluster
+	// What this manager last wrote, should the cache not have it yet: a
+	// stale record would ask PGO again.
+	previous := r.written.current(stack).Operations
+	if stack.Spec.Operations == nil && previous == nil {
+		return pgo.OperationsPlan{}, nil
+	}
+	var sets []appsv1.StatefulSet
+	if live != nil {
+		var err error
+		if sets, err = instanceSets(ctx, r.Client, stack.Namespace, live.GetName()); err != nil {
+			return pgo.OperationsPlan{}, err
+		}
+	}
+	busy := ""
+	switch {
+	case upgrade.Down != nil || upgrade.Failed != nil || upgrade.Create != nil:
+		busy = "a major upgrade of the cluster is under way"
+	case sc.obs.Operator.Rollout != nil && sc.obs.Operator.Rollout.State == platformv1alpha1.ClusterRestarting:
+		busy = "the staged operator rollout is moving the cluster to new images"
+	}
+	plan := pgo.PlanOperations(pgo.OperationsInput{Cluster: desired.GetName(), Spec: stack.Spec.Operations, Previous: previous,
+		Live: live, Instances: sets, Busy: busy, Now: r.now()})
+	obs.Operations = plan.Status
+	for _, f := range []*pgo.Finding{plan.Pending, plan.Running} {
+		if obs.Pending == nil && f != nil {
+			obs.Pending = problem(f)
+		}
+	}
+	if err := pgo.RenderOperations(desired, stack.Spec.Operations, plan.Status); err != nil {
+		return pgo.OperationsPlan{}, fmt.Errorf("render the operations of %s/%s: %w", stack.Namespace, stack.Name, err)
+	}
+	return plan, nil
 }
 
 // problem is a finding of the upgrade plan as status reports it.

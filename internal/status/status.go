@@ -93,6 +93,9 @@ type Cluster struct {
 	MajorUpgrade    *platformv1alpha1.MajorUpgradeStatus
 	// Connection names what PGO made for connecting, once the cluster exists.
 	Connection *platformv1alpha1.ConnectionStatus
+	// Operations are the runs of spec.operations as this reconcile left
+	// them; nil keeps the previous record (it holds the tokens used).
+	Operations *platformv1alpha1.OperationsStatus
 }
 
 // Observations are what one reconcile learned.
@@ -132,6 +135,10 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 		s.Cluster.PostgresVersion = int32(o.Cluster.PostgresVersion)
 		s.Cluster.MajorUpgrade = o.Cluster.MajorUpgrade
 		s.Connection = o.Cluster.Connection
+	}
+	s.Operations = previous.Operations
+	if o.Cluster.Operations != nil && !o.Deleting {
+		s.Operations = o.Cluster.Operations
 	}
 	if o.Deleting {
 		s.Cluster.PostgresVersion, s.Cluster.MajorUpgrade = previous.Cluster.PostgresVersion, previous.Cluster.MajorUpgrade
