@@ -352,22 +352,37 @@ func Switchover(ctx context.Context, cs kubernetes.Interface, primary, candidate
 	answer := func(format string, args ...any) Answer {
 		return Answer{Shape: ShapePatroniSwitchover, Stdout: fmt.Sprintf(format, args...)}
 	}
+	// Without a primary, the candidate names the cluster and its leader is
+	// the primary.
+	named := primary
+	if named == "" {
+		named = candidate
+	}
 	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: labelInstance})
 	var found []*corev1.Pod
 	for i := range pods.Items {
-		if pods.Items[i].Name == primary {
+		if pods.Items[i].Name == named {
 			found = append(found, &pods.Items[i])
 		}
 	}
 	if err != nil || len(found) != 1 {
-		return Answer{Shape: ShapePatroniSwitchover, Stderr: fmt.Sprintf("Error: member %s not found: %v\n", primary, err), Exit: 1}
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: fmt.Sprintf("Error: member %s not found: %v\n", named, err), Exit: 1}
 	}
-	old := found[0]
-	k := clusterKey{old.Namespace, old.Labels[labelCluster]}
+	k := clusterKey{found[0].Namespace, found[0].Labels[labelCluster]}
 	members, err := cs.CoreV1().Pods(k.namespace).List(ctx, metav1.ListOptions{LabelSelector: labelCluster + "=" + k.name + "," + labelInstance})
 	if err != nil {
 		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
 	}
+	var old *corev1.Pod
+	for i := range members.Items {
+		if m := &members.Items[i]; m.Name == primary || (primary == "" && m.Labels[labelRole] == roleLeader) {
+			old = m
+		}
+	}
+	if old == nil {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: "Error: This cluster has no leader\n", Exit: 1}
+	}
+	primary = old.Name
 	sort.Slice(members.Items, func(i, j int) bool { return members.Items[i].Name < members.Items[j].Name })
 	var next *corev1.Pod
 	for i := range members.Items {

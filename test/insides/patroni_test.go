@@ -46,7 +46,10 @@ func TestSwitchoverArgs(t *testing.T) {
 	}{
 		{[]string{"patronictl", "switchover", "--scheduled=now", "--force", "--primary=hippo-a-0", "--candidate="}, "hippo-a-0", "", true},
 		{[]string{"patronictl", "switchover", "--scheduled=now", "--force", "--primary=hippo-a-0", "--candidate=hippo-b-0"}, "hippo-a-0", "hippo-b-0", true},
-		{[]string{"patronictl", "switchover", "--scheduled=now", "--force", "--candidate=hippo-b-0"}, "", "", false},
+		// The switchover the trigger-switchover annotation asks for names only the candidate.
+		{[]string{"patronictl", "switchover", "--scheduled=now", "--force", "--candidate=hippo-b-0"}, "", "hippo-b-0", true},
+		// No pod named at all: kwok's exec does not say which cluster.
+		{[]string{"patronictl", "switchover", "--scheduled=now", "--force", "--candidate="}, "", "", false},
 		{[]string{"patronictl", "failover", "--scheduled=now", "--force", "--primary=a", "--candidate="}, "", "", false},
 	} {
 		p, c, ok := SwitchoverArgs(tc.argv[0], tc.argv[1:])
@@ -84,6 +87,15 @@ func TestSwitchover(t *testing.T) {
 		if pod.Labels[labelRole] != want {
 			t.Errorf("%s role = %q, want %q", name, pod.Labels[labelRole], want)
 		}
+	}
+
+	// Naming only the candidate: the cluster's leader (now hippo-b-0) is the primary.
+	got = Switchover(ctx, cs, "", "hippo-a-0")
+	if got.Exit != 0 || !strings.Contains(got.Stdout, "switched over") {
+		t.Fatalf("switchover to a candidate answered %+v", got)
+	}
+	if ep, err := cs.CoreV1().Endpoints("team-a").Get(ctx, "hippo-ha", metav1.GetOptions{}); err != nil || ep.Annotations[annotationLeader] != "hippo-a-0" { //nolint:staticcheck
+		t.Errorf("leader key = %v (%v), want hippo-a-0", ep.Annotations, err)
 	}
 
 	alone := fake.NewSimpleClientset(member("hippo-a-0", roleLeader, corev1.PodRunning), member("hippo-b-0", roleReplica, corev1.PodPending), leaderKey.DeepCopy())

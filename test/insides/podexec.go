@@ -42,10 +42,17 @@ const (
 	// (internal/patroni/api.go:150-169): nothing is pending on a stand-in.
 	ShapePatroniRestart = "patronictl-restart-pending"
 	// patronictl switchover --scheduled=now --force --primary=<pod>
-	// --candidate=<pod or empty> (internal/patroni/api.go:41-62): played
+	// --candidate=<pod or empty> (internal/patroni/api.go:41-62, PGO's
+	// rollout), and --candidate=<pod> alone (api.go:68-90, a switchover the
+	// trigger-switchover annotation asks for, patroni.go:448ff): played
 	// against the cluster by Switchover, not by Play.
 	ShapePatroniSwitchover = "patronictl-switchover"
-	ShapeUnknown           = "unknown"
+	// patronictl list --format json (internal/patroni/api.go:175-208): PGO
+	// reads the running leader's timeline before a requested switchover,
+	// and again after it, only to tell one it already made. The stand-in
+	// keeps no timeline: it prints one running leader on timeline 1.
+	ShapePatroniList = "patronictl-list"
+	ShapeUnknown     = "unknown"
 )
 
 // exitUnknown is a shell's "command not found".
@@ -73,6 +80,8 @@ func Play(name string, args []string) Answer {
 		switch {
 		case slices.Equal(args, []string{"edit-config", "--replace=-", "--force"}):
 			return Answer{Shape: ShapePatroniConfig}
+		case slices.Equal(args, []string{"list", "--format", "json"}):
+			return Answer{Shape: ShapePatroniList, Stdout: `[{"Cluster": "pgstack-stand-in", "Member": "leader", "Role": "Leader", "State": "running", "TL": 1}]` + "\n"}
 		case len(args) == 5 && args[0] == "restart" && args[1] == "--pending" && args[2] == "--force" && strings.HasPrefix(args[3], "--role="):
 			return Answer{Shape: ShapePatroniRestart, Stdout: "No pending restarts\n"}
 		}
@@ -81,13 +90,19 @@ func Play(name string, args []string) Answer {
 }
 
 // SwitchoverArgs reads a patronictl switchover as PGO sends it: the
-// primary and the candidate (empty: Patroni chooses).
+// primary (empty: the cluster's leader) and the candidate (empty: Patroni
+// chooses). Without --primary the candidate must be named: kwok's exec does
+// not say which pod a command runs in, so the stand-in could not tell
+// which cluster to switch over.
 func SwitchoverArgs(name string, args []string) (primary, candidate string, ok bool) {
-	if name != "patronictl" || len(args) != 5 || args[0] != "switchover" || args[1] != "--scheduled=now" || args[2] != "--force" {
+	if name != "patronictl" || len(args) < 4 || len(args) > 5 || args[0] != "switchover" || args[1] != "--scheduled=now" || args[2] != "--force" {
 		return "", "", false
 	}
+	candidate, okCandidate := strings.CutPrefix(args[len(args)-1], "--candidate=")
+	if len(args) == 4 {
+		return "", candidate, okCandidate && candidate != ""
+	}
 	primary, okPrimary := strings.CutPrefix(args[3], "--primary=")
-	candidate, okCandidate := strings.CutPrefix(args[4], "--candidate=")
 	return primary, candidate, okPrimary && okCandidate && primary != ""
 }
 
