@@ -218,6 +218,18 @@ func TestArgoCDHealthAndKstatusAgree(t *testing.T) {
 
 // The snippet people install must carry the tested script, byte for byte.
 func TestArgoCDConfigMapPatchCarriesTheScript(t *testing.T) {
+	data := configMapPatch(t)
+	if got := data[healthKey]; got != readScript(t) {
+		t.Errorf("argocd-cm-patch.yaml's %s differs from health.lua; copy health.lua into it", healthKey)
+	}
+	if len(data) != 2 || data[actionsKey] == "" {
+		t.Errorf("patch sets %d keys, want only %s and %s", len(data), healthKey, actionsKey)
+	}
+}
+
+// configMapPatch is the data argocd-cm-patch.yaml sets on argocd-cm.
+func configMapPatch(t *testing.T) map[string]string {
+	t.Helper()
 	data, err := os.ReadFile("argocd-cm-patch.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -237,12 +249,7 @@ func TestArgoCDConfigMapPatchCarriesTheScript(t *testing.T) {
 	if cm.APIVersion != "v1" || cm.Kind != "ConfigMap" || cm.Metadata.Name != "argocd-cm" {
 		t.Errorf("patch targets %s %s %s, want v1 ConfigMap argocd-cm", cm.APIVersion, cm.Kind, cm.Metadata.Name)
 	}
-	if got := cm.Data[healthKey]; got != readScript(t) {
-		t.Errorf("argocd-cm-patch.yaml's %s differs from health.lua; copy health.lua into it", healthKey)
-	}
-	if len(cm.Data) != 1 {
-		t.Errorf("patch sets %d keys, want only %s", len(cm.Data), healthKey)
-	}
+	return cm.Data
 }
 
 func readScript(t *testing.T) string {
