@@ -329,7 +329,7 @@ func operationOutcome(op Operation, token platformv1alpha1.OperationToken, live 
 		}
 	case OpRestart:
 		if restarted(token, live, sets) {
-			return platformv1alpha1.OperationSucceeded, fmt.Sprintf("every pod of %d instance sets runs on the restarted template and is ready", len(sets))
+			return platformv1alpha1.OperationSucceeded, fmt.Sprintf("every pod of %d instance StatefulSets runs on the restarted template and is ready", len(sets))
 		}
 	}
 	return platformv1alpha1.OperationRunning, ""

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +81,108 @@ func TestStacksOnRealPGO(t *testing.T) {
 		update(t, upgraded, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
 		waitCondition(t, upgraded, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorVersionChangeHeld, "cannot move down to 16")
 		waitCondition(t, upgraded, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+
+	t.Run("operations in the spec each run once per token on PGO: a backup, a switchover, a restart", func(t *testing.T) {
+		two := int32(2)
+		ops := createStack(t, "feat-ops", "ops", func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Replicas = &two })
+		waitCondition(t, ops, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		succeeded := func(pick func(*platformv1alpha1.OperationsStatus) *platformv1alpha1.OperationStatus, token platformv1alpha1.OperationToken) {
+			t.Helper()
+			waitFor(t, ops, fmt.Sprintf("operation %s Succeeded", token), func(s *platformv1alpha1.PostgresStack) bool {
+				if s.Status.Operations == nil || pick(s.Status.Operations) == nil {
+					return false
+				}
+				st := pick(s.Status.Operations)
+				if st.Token == token && st.Phase == platformv1alpha1.OperationFailed {
+					t.Fatalf("operation %s failed: %s", token, st.Message)
+				}
+				return st.Token == token && st.Phase == platformv1alpha1.OperationSucceeded
+			})
+		}
+		backupOf := func(o *platformv1alpha1.OperationsStatus) *platformv1alpha1.OperationStatus { return o.Backup }
+		manualJobs := func() []string {
+			jobs := &batchv1.JobList{}
+			must(t, k8s.List(ctx, jobs, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/pgbackrest-backup": "manual"}))
+			var ids []string
+			for _, j := range jobs.Items {
+				ids = append(ids, j.Annotations[pgo.AnnotationBackup])
+			}
+			return ids
+		}
+
+		// A backup: PGO's manual backup Job runs and PGO reports it.
+		update(t, ops, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Operations = &platformv1alpha1.Operations{Backup: &platformv1alpha1.BackupOperation{Token: "b1", Options: []string{"--type=full"}}}
+		})
+		succeeded(backupOf, "b1")
+		pc := postgresCluster(t, ops)
+		if id, _, _ := unstructured.NestedString(pc.Object, "status", "pgbackrest", "manualBackup", "id"); id != "b1" {
+			t.Errorf("PGO's status.pgbackrest.manualBackup.id = %q, want b1", id)
+		}
+		if ids := manualJobs(); fmt.Sprint(ids) != "[b1]" {
+			t.Errorf("PGO's manual backup Jobs are for %v, want one, for b1", ids)
+		}
+		waitEvent(t, ops, platformv1alpha1.EventOperationSucceeded)
+
+		// A second token runs once; the first put back (as Git or Argo CD's
+		// self-heal would) runs nothing: once the stack has observed it, the
+		// cluster still carries b2 and no Job is asked for b1.
+		update(t, ops, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operations.Backup.Token = "b2" })
+		succeeded(backupOf, "b2")
+		update(t, ops, func(s *platformv1alpha1.PostgresStack) { s.Spec.Operations.Backup.Token = "b1" })
+		generation := getStack(t, ops).Generation
+		waitFor(t, ops, "the stack observes the old token", func(s *platformv1alpha1.PostgresStack) bool { return s.Status.ObservedGeneration >= generation })
+		got := getStack(t, ops).Status.Operations.Backup
+		if got.Token != "b2" || fmt.Sprint(got.UsedTokens) != "[b1]" || postgresCluster(t, ops).GetAnnotations()[pgo.AnnotationBackup] != "b2" {
+			t.Errorf("after b1 was put back: status %+v, annotation %q; want b2 run last, b1 used, the annotation still b2",
+				got, postgresCluster(t, ops).GetAnnotations()[pgo.AnnotationBackup])
+		}
+		if ids := manualJobs(); len(ids) != 1 || ids[0] != "b2" {
+			t.Errorf("PGO's manual backup Jobs are for %v, want the one for b2 (PGO deletes a finished one when the token changes)", ids)
+		}
+
+		// A switchover to the replica: PGO runs patronictl and reports the token.
+		pods := &corev1.PodList{}
+		must(t, k8s.List(ctx, pods, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/role": "replica"}))
+		if len(pods.Items) != 1 {
+			t.Fatalf("%d replica pods, want 1", len(pods.Items))
+		}
+		target := pods.Items[0].Labels["postgres-operator.crunchydata.com/instance"]
+		update(t, ops, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Operations.Switchover = &platformv1alpha1.SwitchoverOperation{Token: "s1", TargetInstance: target}
+		})
+		succeeded(func(o *platformv1alpha1.OperationsStatus) *platformv1alpha1.OperationStatus { return o.Switchover }, "s1")
+		eventually(t, "the primary runs in "+target, func() (bool, error) {
+			leaders := &corev1.PodList{}
+			err := k8s.List(ctx, leaders, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/role": "master"})
+			return err == nil && len(leaders.Items) == 1 && leaders.Items[0].Labels["postgres-operator.crunchydata.com/instance"] == target, err
+		})
+		if s, _, _ := unstructured.NestedString(postgresCluster(t, ops).Object, "status", "patroni", "switchover"); s != "s1" {
+			t.Errorf("PGO's status.patroni.switchover = %q, want s1", s)
+		}
+
+		// A restart: PGO rolls every instance onto a template carrying the
+		// token; every pod is a new one.
+		before := map[string]string{}
+		must(t, k8s.List(ctx, pods, client.InNamespace(ops.Namespace), client.HasLabels{"postgres-operator.crunchydata.com/instance"}))
+		for _, p := range pods.Items {
+			before[p.Name] = string(p.UID)
+		}
+		update(t, ops, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Operations.Restart = &platformv1alpha1.RestartOperation{Token: "r1"}
+		})
+		succeeded(func(o *platformv1alpha1.OperationsStatus) *platformv1alpha1.OperationStatus { return o.Restart }, "r1")
+		waitCondition(t, ops, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		must(t, k8s.List(ctx, pods, client.InNamespace(ops.Namespace), client.HasLabels{"postgres-operator.crunchydata.com/instance"}))
+		for _, p := range pods.Items {
+			if before[p.Name] == string(p.UID) {
+				t.Errorf("pod %s was not restarted", p.Name)
+			}
+			if p.Annotations[pgo.AnnotationRestart] != "r1" {
+				t.Errorf("pod %s carries restart token %q, want r1", p.Name, p.Annotations[pgo.AnnotationRestart])
+			}
+		}
 	})
 
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {

@@ -1,6 +1,6 @@
 -- Argo CD resource actions for platform.pgstack.dev/PostgresStack. Each
 -- action writes a new token into spec.operations; pgstack runs each token
--- once (docs/operations.md). An action is greyed out where the stack would
+-- once (docs/operations/README.md). An action is greyed out where the stack would
 -- refuse it: a backup with backups off, a switchover on one instance.
 local actions = {}
 local spec = obj.spec or {}
