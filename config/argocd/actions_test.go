@@ -101,9 +101,13 @@ func TestArgoCDActions(t *testing.T) {
 			}},
 		{"backup-now", fresh, func(o *platformv1alpha1.Operations) platformv1alpha1.OperationToken { return o.Backup.Token }, nil},
 		{"restart", ha, func(o *platformv1alpha1.Operations) platformv1alpha1.OperationToken { return o.Restart.Token },
-			func(o *platformv1alpha1.Operations) string { return fmt.Sprintf("%s %s", o.Backup.Token, o.Switchover.Token) }},
+			func(o *platformv1alpha1.Operations) string {
+				return fmt.Sprintf("%s %s", o.Backup.Token, o.Switchover.Token)
+			}},
 		{"switchover", ha, func(o *platformv1alpha1.Operations) platformv1alpha1.OperationToken { return o.Switchover.Token },
-			func(o *platformv1alpha1.Operations) string { return fmt.Sprintf("%s /%s", o.Backup.Token, o.Switchover.TargetInstance) }},
+			func(o *platformv1alpha1.Operations) string {
+				return fmt.Sprintf("%s /%s", o.Backup.Token, o.Switchover.TargetInstance)
+			}},
 	} {
 		t.Run(tt.action, func(t *testing.T) {
 			before := decodeStack(t, tt.obj)
