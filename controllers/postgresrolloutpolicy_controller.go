@@ -262,7 +262,7 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 	for i := range users {
 		s := &users[i]
 		key := s.Namespace + "/" + s.Name
-		m := rollout.Member{Stack: key, Wave: rollout.Wave(s)}
+		m := rollout.Member{Stack: key, Wave: rollout.Wave(s), Busy: pgo.OperationsBusy(s.Status.Operations) != ""}
 		live, err := r.Stacks.getPostgresCluster(ctx, s)
 		if err != nil {
 			return in, sub, err

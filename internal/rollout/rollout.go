@@ -55,6 +55,10 @@ type Member struct {
 	Updated bool
 	// Templates are its instance StatefulSets' update revisions, sorted.
 	Templates []string
+	// Busy: a restart or switchover the stack asked for (spec.operations)
+	// runs on its cluster; it is released only after, so that two things
+	// restarting one cluster never run at once.
+	Busy bool
 }
 
 // Operator is the installed PGO and the change on offer: a new CSV, or a
@@ -301,7 +305,7 @@ func roll(in Input, r *platformv1alpha1.RolloutStatus, out Output) Output {
 		if restarting >= int(max(in.Spec.MaxConcurrent, 1)) {
 			break
 		}
-		if c.Wave != wave || c.State != platformv1alpha1.ClusterPinned {
+		if c.Wave != wave || c.State != platformv1alpha1.ClusterPinned || in.Members[c.Stack].Busy {
 			continue
 		}
 		c.State, c.ReleasedAt = platformv1alpha1.ClusterRestarting, &now

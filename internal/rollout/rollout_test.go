@@ -34,6 +34,8 @@ func member(stack string, wave int32, flags ...string) Member {
 			m.Updated = true
 		case "nopins":
 			m.Pins = nil
+		case "busy":
+			m.Busy = true
 		case "drifted":
 			m.Templates = []string{stack + "-rev2"}
 		}
@@ -116,6 +118,11 @@ func TestStep(t *testing.T) {
 			previous: rolling(platformv1alpha1.RolloutPinned, 0, cluster("a/c1", 0, p, nil, nil), cluster("b/c2", 0, p, nil, nil), cluster("c/c3", 0, p, nil, nil), cluster("d/one", 1, p, nil, nil)),
 			members:  members(member("a/c1", 0, "pinned"), member("b/c2", 0, "pinned"), member("c/c3", 0, "pinned"), member("d/one", 1, "pinned")),
 			want: want{phase: platformv1alpha1.RolloutRolling, wave: 0, states: "a/c1=Restarting b/c2=Restarting c/c3=Pinned d/one=Pinned", event: EventWave,
+				requeue: 10 * time.Minute}},
+		{name: "a cluster running a restart or switchover of its own is passed over, and released after", operator: installed,
+			previous: rolling(platformv1alpha1.RolloutPinned, 0, cluster("a/c1", 0, p, nil, nil), cluster("b/c2", 0, p, nil, nil), cluster("c/c3", 0, p, nil, nil)),
+			members:  members(member("a/c1", 0, "pinned", "busy"), member("b/c2", 0, "pinned"), member("c/c3", 0, "pinned")),
+			want: want{phase: platformv1alpha1.RolloutRolling, wave: 0, states: "a/c1=Pinned b/c2=Restarting c/c3=Restarting", event: EventWave,
 				requeue: 10 * time.Minute}},
 		{name: "a canary runs Ready on the new images: the next canary goes", operator: installed, now: 2 * time.Minute,
 			previous: rolling(platformv1alpha1.RolloutRolling, 0, cluster("a/c1", 0, r, at(0), nil), cluster("b/c2", 0, r, at(0), nil), cluster("c/c3", 0, p, nil, nil), cluster("d/one", 1, p, nil, nil)),
