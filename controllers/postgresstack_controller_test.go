@@ -388,16 +388,10 @@ func touch(t *testing.T, s *platformv1alpha1.PostgresStack) {
 	})
 }
 
-// updateStack changes the stack as a person would, retrying when the
-// manager wrote it in between.
+// updateStack changes the stack as a person would.
 func updateStack(t *testing.T, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {
 	t.Helper()
-	eventually(t, "update stack "+s.Name, func() (bool, error) {
-		got := getStack(t, s)
-		change(got)
-		err := k8s.Update(context.Background(), got)
-		return err == nil, ignoreConflict(err)
-	})
+	waits.UpdateStack(t, s, change)
 }
 
 func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {

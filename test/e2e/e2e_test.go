@@ -376,15 +376,7 @@ func createStack(t *testing.T, ns, name string, change func(*platformv1alpha1.Po
 
 func update(t *testing.T, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {
 	t.Helper()
-	eventually(t, "update "+s.Name, func() (bool, error) {
-		got := getStack(t, s)
-		change(got)
-		err := k8s.Update(context.Background(), got)
-		if apierrors.IsConflict(err) {
-			return false, nil
-		}
-		return err == nil, err
-	})
+	waits.UpdateStack(t, s, change)
 }
 
 func getStack(t *testing.T, s *platformv1alpha1.PostgresStack) *platformv1alpha1.PostgresStack {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -127,4 +128,22 @@ func KstatusOf(t testing.TB, s *platformv1alpha1.PostgresStack) kstatus.Status {
 		t.Fatal(err)
 	}
 	return res.Status
+}
+
+// UpdateStack changes the stack as a person would, read fresh each try and
+// tried again when someone (the manager) wrote it in between.
+func (w Waiter) UpdateStack(t testing.TB, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {
+	t.Helper()
+	w.Eventually(t, "update stack "+s.Namespace+"/"+s.Name, func() (bool, error) {
+		got := &platformv1alpha1.PostgresStack{}
+		if err := w.Client.Get(context.Background(), client.ObjectKeyFromObject(s), got); err != nil {
+			return false, err
+		}
+		change(got)
+		err := w.Client.Update(context.Background(), got)
+		if apierrors.IsConflict(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 }

@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	// killsPerStep SIGKILLs per flow step; 8 steps make 32 kill points.
+	// killsPerStep SIGKILLs per flow step; 9 steps make 36 kill points.
 	killsPerStep = 4
 	// maxKillDelay bounds each random point: the time from a step's start
 	// (or the manager's previous restart) to the next SIGKILL.
@@ -38,7 +38,8 @@ type crashStep struct {
 
 // TestManagerSurvivesSIGKILLAnywhere runs install (adopting a hand-made
 // Subscription), sharing, an upgrade inside the stacks' range, an upgrade
-// outside it, and deletion under Retain, Delete and DeleteIfUnused, killing
+// outside it, a backup, a restart and a switchover asked for by tokens
+// (each run by PGO exactly once), and deletion under Retain, Delete and DeleteIfUnused, killing
 // the manager with SIGKILL at random points of every step and starting it
 // again each time. Every step must converge anyway, and pgstack must only
 // ever approve the CSVs every stack's range allows: 5.8.8 and 5.8.9, never
@@ -51,6 +52,9 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 	withRange := func(s *platformv1alpha1.PostgresStack) { s.Spec.Operator.Versions = crashRange }
 
 	var alpha, bravo, charlie *platformv1alpha1.PostgresStack
+	two := int32(2)
+	var runs *pgoRuns // what PGO ran for charlie's operations
+	var target string // charlie's replica, the switchover's target
 	steps := []crashStep{
 		{
 			name: "adopt the hand-made my-postgresql and install for alpha (Retain)",
@@ -103,9 +107,28 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 				charlie = newStack(t, "crash-charlie", "charlie", func(s *platformv1alpha1.PostgresStack) {
 					withRange(s)
 					s.Spec.Operator.Removal = platformv1alpha1.RemovalDeleteIfUnused
+					s.Spec.Postgres.Replicas = &two
 				})
 			},
 			converge: func(t *testing.T) {
+				waits.Condition(t, charlie, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
+			},
+		},
+		{
+			name: "charlie asks for a backup, a restart and a switchover at once",
+			act: func(t *testing.T) {
+				runs = recordPGORuns(t, charlie.Namespace)
+				target = replicaInstance(t, charlie)
+				waits.UpdateStack(t, charlie, func(s *platformv1alpha1.PostgresStack) {
+					s.Spec.Operations = &platformv1alpha1.Operations{
+						Backup:     &platformv1alpha1.BackupOperation{Token: "b1"},
+						Restart:    &platformv1alpha1.RestartOperation{Token: "r1"},
+						Switchover: &platformv1alpha1.SwitchoverOperation{Token: "s1", TargetInstance: target},
+					}
+				})
+			},
+			converge: func(t *testing.T) {
+				operationsRanOnce(t, charlie, runs, target)
 				waits.Condition(t, charlie, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
 			},
 		},
