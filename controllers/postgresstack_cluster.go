@@ -68,7 +68,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if err != nil {
 			return err
 		}
-		ops, err := r.planOperations(ctx, sc, live, desired, plan)
+		desired, ops, err := r.planOperations(ctx, sc, live, desired, plan)
 		if err != nil {
 			return err
 		}
@@ -156,22 +156,37 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 }
 
 // planOperations decides spec.operations against the live cluster and
-// writes onto desired what asks PGO for them. Nothing that restarts pods
+// returns desired with what asks PGO for them. Nothing that restarts pods
 // starts while a major upgrade runs or the staged operator rollout
-// restarts the cluster.
-func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope, live, desired *unstructured.Unstructured, upgrade pgo.UpgradePlan) (pgo.OperationsPlan, error) {
+// restarts the cluster, and no backup repository on a volume is removed
+// without a backupRemoval token naming it.
+func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope, live, desired *unstructured.Unstructured, upgrade pgo.UpgradePlan) (*unstructured.Unstructured, pgo.OperationsPlan, error) {
 	stack, obs := sc.stack, &sc.obs.Cluster
 	// What this manager last wrote, should the cache not have it yet: a
 	// stale record would ask PGO again.
 	previous := r.written.current(stack).Operations
+	spec := stack.Spec.Operations
+	if spec == nil {
+		spec = &platformv1alpha1.Operations{}
+	}
+	var removalBefore *platformv1alpha1.OperationStatus
+	if previous != nil {
+		removalBefore = previous.BackupRemoval
+	}
+	removal := pgo.PlanBackupRemoval(pgo.BackupRemovalInput{Cluster: desired.GetName(), Live: live, Desired: desired,
+		Spec: spec.BackupRemoval, Previous: removalBefore, Now: r.now()})
+	desired = removal.Apply
+	if obs.Held == nil {
+		obs.Held = problem(removal.Held)
+	}
 	if stack.Spec.Operations == nil && previous == nil {
-		return pgo.OperationsPlan{}, nil
+		return desired, pgo.OperationsPlan{}, nil
 	}
 	var sets []appsv1.StatefulSet
 	if live != nil {
 		var err error
 		if sets, err = instanceSets(ctx, r.Client, stack.Namespace, live.GetName()); err != nil {
-			return pgo.OperationsPlan{}, err
+			return nil, pgo.OperationsPlan{}, err
 		}
 	}
 	busy := ""
@@ -183,6 +198,16 @@ func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope,
 	}
 	plan := pgo.PlanOperations(pgo.OperationsInput{Cluster: desired.GetName(), Spec: stack.Spec.Operations, Previous: previous,
 		Live: live, Instances: sets, Busy: busy, Now: r.now()})
+	if removal.Status != nil {
+		if plan.Status == nil {
+			plan.Status = &platformv1alpha1.OperationsStatus{}
+		}
+		plan.Status.BackupRemoval = removal.Status
+	}
+	plan.Events = append(removal.Events, plan.Events...)
+	if plan.Running == nil {
+		plan.Running = removal.Running
+	}
 	obs.Operations = plan.Status
 	for _, f := range []*pgo.Finding{plan.Pending, plan.Running} {
 		if obs.Pending == nil && f != nil {
@@ -190,9 +215,9 @@ func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope,
 		}
 	}
 	if err := pgo.RenderOperations(desired, stack.Spec.Operations, plan.Status); err != nil {
-		return pgo.OperationsPlan{}, fmt.Errorf("render the operations of %s/%s: %w", stack.Namespace, stack.Name, err)
+		return nil, pgo.OperationsPlan{}, fmt.Errorf("render the operations of %s/%s: %w", stack.Namespace, stack.Name, err)
 	}
-	return plan, nil
+	return desired, plan, nil
 }
 
 // problem is a finding of the upgrade plan as status reports it.

@@ -66,6 +66,11 @@ const (
 	// upgraded to as things stand (no image for it or for pg_upgrade, no
 	// backup recent enough); the running version keeps being applied.
 	ReasonMajorUpgradePreflightFailed = "MajorUpgradePreflightFailed"
+	// ReasonBackupRemovalHeld: the stack's change removes a backup
+	// repository on a volume (or every backup), which deletes backups; the
+	// repositories keep being applied until spec.operations.backupRemoval
+	// names them with a new token.
+	ReasonBackupRemovalHeld = "BackupRemovalHeld"
 	// ReasonMajorUpgradeFailed: PGO's PGUpgrade failed or was refused
 	// (Stalled; the cluster stays shut down unless its old data may start).
 	ReasonMajorUpgradeFailed = "MajorUpgradeFailed"

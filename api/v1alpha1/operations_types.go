@@ -30,6 +30,16 @@ type Operations struct {
 	// spec.patroni.switchover). Needs two or more instances.
 	// +optional
 	Switchover *SwitchoverOperation `json:"switchover,omitempty"`
+
+	// backupRemoval authorizes one change that removes backup repositories
+	// on a volume, or every backup. PGO deletes a removed volume
+	// repository's PVC, and every backup in it, as soon as the repository
+	// leaves its spec; pgstack holds such a change back (Stalled,
+	// BackupRemovalHeld) until a new token names every repository it
+	// removes. Removing every backup also sets PGO's authorizeBackupRemoval
+	// annotation, without which PGO pauses the whole cluster.
+	// +optional
+	BackupRemoval *BackupRemovalOperation `json:"backupRemoval,omitempty"`
 }
 
 // OperationToken is the value that triggers an operation: any new value
@@ -77,6 +87,19 @@ type SwitchoverOperation struct {
 	TargetInstance string `json:"targetInstance,omitempty"`
 }
 
+// BackupRemovalOperation authorizes one removal of backup repositories.
+type BackupRemovalOperation struct {
+	// token: a new value authorizes the removal pending now, once.
+	Token OperationToken `json:"token"`
+
+	// repos names every repository on a volume the change removes (all of
+	// them when backups are turned off).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=set
+	Repos []RepoName `json:"repos"`
+}
+
 // OperationPhase is where one run of an operation is.
 // +kubebuilder:validation:Enum=Running;Succeeded;Failed
 type OperationPhase string
@@ -98,6 +121,8 @@ type OperationsStatus struct {
 	Restart *OperationStatus `json:"restart,omitempty"`
 	// +optional
 	Switchover *OperationStatus `json:"switchover,omitempty"`
+	// +optional
+	BackupRemoval *OperationStatus `json:"backupRemoval,omitempty"`
 }
 
 // MaxUsedTokens is how many earlier tokens of one operation status keeps;

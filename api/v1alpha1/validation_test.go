@@ -106,6 +106,7 @@ func TestTheAPIServerAcceptsStacksAtTheEdges(t *testing.T) {
 		{"clone options PGO passes on", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1, options: ["--type=immediate"]}}}`},
 		{"every operation on a default HA stack", `{postgres: {replicas: 2}, operations: {backup: {token: "2026-12-02T10:00", options: ["--type=full"]}, restart: {token: CHG-1234}, switchover: {token: s.1, targetInstance: hippo-instance1-abcd}}}`},
 		{"a backup to a second configured repo", `{postgres: {backups: {repos: [{name: repo1, volume: {}}, {name: repo2, s3: {bucket: b, endpoint: e, region: r}}]}}, operations: {backup: {token: b1, repoName: repo2}}}`},
+		{"a backup removal naming two repos", `{operations: {backupRemoval: {token: drop-2026-12-02, repos: [repo2, repo3]}}}`},
 		{"a switchover across two instance sets of one", `{postgres: {instances: [{name: a}, {name: b}]}, operations: {switchover: {token: s1}}}`},
 	}
 	ctx := context.Background()

@@ -185,6 +185,56 @@ func TestStacksOnRealPGO(t *testing.T) {
 		}
 	})
 
+	t.Run("removing a backup repository on a volume waits for a token naming it; then PGO deletes its volume", func(t *testing.T) {
+		repos := createStack(t, "feat-repos", "repos", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Repos = []platformv1alpha1.BackupRepo{
+				{Name: "repo1", Volume: &platformv1alpha1.VolumeRepo{}}, {Name: "repo2", Volume: &platformv1alpha1.VolumeRepo{}}}
+		})
+		waitCondition(t, repos, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		repo2Volume := func() (*corev1.PersistentVolumeClaim, error) {
+			pvcs := &corev1.PersistentVolumeClaimList{}
+			if err := k8s.List(ctx, pvcs, client.InNamespace(repos.Namespace), client.MatchingLabels{
+				"postgres-operator.crunchydata.com/pgbackrest-repo": "repo2"}, client.HasLabels{"postgres-operator.crunchydata.com/pgbackrest-volume"}); err != nil {
+				return nil, err
+			}
+			if len(pvcs.Items) != 1 {
+				return nil, nil
+			}
+			return &pvcs.Items[0], nil
+		}
+		eventually(t, "PGO made repo2's volume", func() (bool, error) { pvc, err := repo2Volume(); return pvc != nil, err })
+
+		update(t, repos, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Repos = s.Spec.Postgres.Backups.Repos[:1]
+		})
+		waitCondition(t, repos, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonBackupRemovalHeld, "repo2")
+		waitCondition(t, repos, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		if pvc, err := repo2Volume(); err != nil || pvc == nil || !pvc.DeletionTimestamp.IsZero() {
+			t.Fatalf("repo2's volume while the removal is held: %v (%v), want it there", pvc, err)
+		}
+		names := func() []string { return pgoRepos(postgresCluster(t, repos)) }
+		if got := names(); fmt.Sprint(got) != "[repo1 repo2]" {
+			t.Errorf("the PostgresCluster's repos while held: %v, want repo1 and repo2", got)
+		}
+
+		update(t, repos, func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Operations = &platformv1alpha1.Operations{BackupRemoval: &platformv1alpha1.BackupRemovalOperation{Token: "drop-repo2", Repos: []platformv1alpha1.RepoName{"repo2"}}}
+		})
+		waitFor(t, repos, "backupRemoval drop-repo2 Succeeded", func(s *platformv1alpha1.PostgresStack) bool {
+			return s.Status.Operations != nil && s.Status.Operations.BackupRemoval != nil &&
+				s.Status.Operations.BackupRemoval.Token == "drop-repo2" && s.Status.Operations.BackupRemoval.Phase == platformv1alpha1.OperationSucceeded
+		})
+		waitCondition(t, repos, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+		waitCondition(t, repos, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		eventually(t, "PGO deletes repo2's volume", func() (bool, error) {
+			pvc, err := repo2Volume()
+			return pvc == nil || !pvc.DeletionTimestamp.IsZero(), err
+		})
+		if got := names(); fmt.Sprint(got) != "[repo1]" {
+			t.Errorf("the PostgresCluster's repos after the removal: %v, want repo1", got)
+		}
+	})
+
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
 		pooled := createStack(t, "feat-pooler", "pooled", func(s *platformv1alpha1.PostgresStack) {
 			s.Spec.Postgres.Pooler = &platformv1alpha1.Pooler{}
@@ -278,6 +328,18 @@ func postgresCluster(t *testing.T, s *platformv1alpha1.PostgresStack) *unstructu
 	pc := pgo.NewPostgresCluster()
 	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(s), pc))
 	return pc
+}
+
+// pgoRepos are the names of the PostgresCluster's backup repositories.
+func pgoRepos(pc *unstructured.Unstructured) []string {
+	repos, _, _ := unstructured.NestedSlice(pc.Object, "spec", "backups", "pgbackrest", "repos")
+	var names []string
+	for _, r := range repos {
+		if m, ok := r.(map[string]any); ok {
+			names = append(names, fmt.Sprint(m["name"]))
+		}
+	}
+	return names
 }
 
 // pgoCondition is the condition of that type PGO wrote, or nil.
