@@ -19,6 +19,17 @@ const (
 	ConditionUpgradeApproved = "UpgradeApproved"
 	// ConditionClusterReady is True when PGO reports the PostgresCluster ready.
 	ConditionClusterReady = "ClusterReady"
+	// ConditionBackupsHealthy is False when a scheduled backup failed, or
+	// none completed within spec.postgres.backups.maxBackupAge. It does not
+	// change Ready: the database serves. Absent without backups.
+	ConditionBackupsHealthy = "BackupsHealthy"
+)
+
+// BackupsHealthy's reasons.
+const (
+	ReasonBackupsSucceeding     = "BackupsSucceeding"
+	ReasonScheduledBackupFailed = "ScheduledBackupFailed"
+	ReasonNoRecentBackup        = "NoRecentBackup"
 )
 
 // Condition reasons. Each says, in one word, why a condition has its status.

@@ -345,6 +345,13 @@ type Backups struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// maxBackupAge: BackupsHealthy turns False when no backup (scheduled or
+	// manual, of any repository) has completed within it, such as "26h"
+	// for a nightly schedule. Judged again when it runs out, without
+	// polling. Unset: only a failed scheduled backup turns it False.
+	// +optional
+	MaxBackupAge *metav1.Duration `json:"maxBackupAge,omitempty"`
 }
 
 // RepoName names a pgBackRest repository.

@@ -320,10 +320,58 @@ type PostgresStackStatus struct {
 	// +optional
 	Connection *ConnectionStatus `json:"connection,omitempty"`
 
+	// backups is what pgstack saw of the cluster's backups, kept beyond
+	// the few Jobs PGO reports (its CronJobs keep three).
+	// +optional
+	Backups *BackupsStatus `json:"backups,omitempty"`
+
 	// operations reports the last run of each of spec.operations, and the
 	// tokens already used.
 	// +optional
 	Operations *OperationsStatus `json:"operations,omitempty"`
+}
+
+// BackupsStatus is what pgstack saw of the cluster's backups.
+type BackupsStatus struct {
+	// lastSuccessful is when the newest backup pgstack saw complete, of
+	// any repository, scheduled or manual.
+	// +optional
+	LastSuccessful *metav1.Time `json:"lastSuccessful,omitempty"`
+	// repos are the cluster's repositories.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=4
+	// +optional
+	Repos []RepoBackupStatus `json:"repos,omitempty"`
+}
+
+// RepoBackupStatus is one repository's backups.
+type RepoBackupStatus struct {
+	Name RepoName `json:"name"`
+	// ready: PGO created the repository's stanza (and, on a volume, its
+	// volume is bound): backups can be taken.
+	Ready bool `json:"ready"`
+	// lastFull, lastDiff and lastIncr are when the newest successful
+	// scheduled backup of each type completed.
+	// +optional
+	LastFull *metav1.Time `json:"lastFull,omitempty"`
+	// +optional
+	LastDiff *metav1.Time `json:"lastDiff,omitempty"`
+	// +optional
+	LastIncr *metav1.Time `json:"lastIncr,omitempty"`
+	// lastFailure is the newest scheduled backup that failed, while no
+	// backup of its type has succeeded since.
+	// +optional
+	LastFailure *BackupFailure `json:"lastFailure,omitempty"`
+}
+
+// BackupFailure is a scheduled backup that failed.
+type BackupFailure struct {
+	// type is full, diff or incr.
+	Type string `json:"type"`
+	// startTime is when its Job started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
 }
 
 // ConnectionStatus names the objects PGO makes for connecting to the
@@ -376,6 +424,7 @@ type UserSecret struct {
 // +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
 // +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.status.cluster.postgresVersion`
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
+// +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.backups.lastSuccessful`,description="when the newest backup completed"
 // +kubebuilder:printcolumn:name="Pending",type=string,JSONPath=`.status.operator.pendingUpgrade.version`,description="PGO version waiting for approval"
 // +kubebuilder:printcolumn:name="Restarts",type=boolean,JSONPath=`.status.operator.pendingUpgrade.clusterRestarts`,description="whether the pending PGO upgrade restarts this stack's database",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
