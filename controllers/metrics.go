@@ -25,10 +25,59 @@ var (
 		Name: "pgstack_reconcile_errors_total",
 		Help: "Reconcile errors by phase (operator, cluster, delete, status).",
 	}, []string{"phase"})
+
+	// Per stack, for alerting (config/prometheus/rules.yaml).
+	stackReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pgstack_stack_ready",
+		Help: "1 when the stack's Ready condition is True, else 0.",
+	}, []string{"namespace", "name"})
+	stackBackupsHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pgstack_stack_backups_healthy",
+		Help: "1 when BackupsHealthy is True, 0 when False; absent for a stack without backups.",
+	}, []string{"namespace", "name"})
+	stackLastBackup = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pgstack_stack_last_backup_timestamp_seconds",
+		Help: "When the stack's newest backup completed (status.backups.lastSuccessful), as a Unix time; absent until one has.",
+	}, []string{"namespace", "name"})
+	stackMajorUpgrade = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pgstack_stack_major_upgrade",
+		Help: "1 for the step of the stack's major upgrade under way or last run (status.cluster.majorUpgrade.step); absent when none ran.",
+	}, []string{"namespace", "name", "step"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(approvals, stacksByReady, reconcileErrors)
+	metrics.Registry.MustRegister(approvals, stacksByReady, reconcileErrors, stackReady, stackBackupsHealthy, stackLastBackup, stackMajorUpgrade)
+}
+
+// recordStackGauges sets the per-stack gauges from the status just computed.
+func recordStackGauges(stack *platformv1alpha1.PostgresStack, s platformv1alpha1.PostgresStackStatus) {
+	ns, name := stack.Namespace, stack.Name
+	stackReady.WithLabelValues(ns, name).Set(boolGauge(meta.IsStatusConditionTrue(s.Conditions, platformv1alpha1.ConditionReady)))
+	if c := meta.FindStatusCondition(s.Conditions, platformv1alpha1.ConditionBackupsHealthy); c != nil {
+		stackBackupsHealthy.WithLabelValues(ns, name).Set(boolGauge(c.Status == metav1.ConditionTrue))
+	} else {
+		stackBackupsHealthy.DeleteLabelValues(ns, name)
+	}
+	if s.Backups != nil && s.Backups.LastSuccessful != nil {
+		stackLastBackup.WithLabelValues(ns, name).Set(float64(s.Backups.LastSuccessful.Unix()))
+	} else {
+		stackLastBackup.DeleteLabelValues(ns, name)
+	}
+	for _, step := range []platformv1alpha1.MajorUpgradeStep{platformv1alpha1.UpgradeShuttingDown, platformv1alpha1.UpgradeRunning,
+		platformv1alpha1.UpgradeSucceeded, platformv1alpha1.UpgradeFailed} {
+		if u := s.Cluster.MajorUpgrade; u != nil && u.Step == step {
+			stackMajorUpgrade.WithLabelValues(ns, name, string(step)).Set(1)
+		} else {
+			stackMajorUpgrade.DeleteLabelValues(ns, name, string(step))
+		}
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // stackStates remembers each stack's last reported state, so the gauge counts
@@ -54,6 +103,10 @@ func recordStackState(stack *platformv1alpha1.PostgresStack, s platformv1alpha1.
 }
 
 func forgetStack(key types.NamespacedName) {
+	labels := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
+	for _, g := range []*prometheus.GaugeVec{stackReady, stackBackupsHealthy, stackLastBackup, stackMajorUpgrade} {
+		g.DeletePartialMatch(labels)
+	}
 	stackStates.Lock()
 	defer stackStates.Unlock()
 	if old, ok := stackStates.m[key]; ok {

@@ -148,6 +148,13 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			}
 		}
 		obs.Readiness = pgo.Judge(live, events)
+		backups := pgo.ReadBackups(pgo.BackupsInput{Live: live, Previous: r.written.current(sc.stack).Backups,
+			MaxAge: sc.stack.Spec.Postgres.Backups.MaxBackupAge, Now: r.now()})
+		obs.Backups, obs.BackupsHealth = backups.Status, backups.Health
+		// maxBackupAge runs out with no event to tell: look again then.
+		if !backups.RecheckAt.IsZero() {
+			sc.requeueAt(backups.RecheckAt, r.now())
+		}
 		if pgo.WantsEvents(live) && !obs.Readiness.Stalled {
 			sc.requeueAt(r.now().Add(r.pgoRecheck()), r.now())
 		}

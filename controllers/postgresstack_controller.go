@@ -178,6 +178,7 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	current := r.written.current(stack)
 	next := status.Compute(current, sc.obs, metav1.NewTime(r.now()))
 	recordStackState(stack, next)
+	recordStackGauges(stack, next)
 	if equality.Semantic.DeepEqual(current, next) {
 		return nil
 	}

@@ -14,6 +14,7 @@ var eventedConditions = []string{
 	platformv1alpha1.ConditionOperatorInstalled,
 	platformv1alpha1.ConditionUpgradeApproved,
 	platformv1alpha1.ConditionClusterReady,
+	platformv1alpha1.ConditionBackupsHealthy,
 	platformv1alpha1.ConditionStalled,
 	platformv1alpha1.ConditionReady,
 }
@@ -63,6 +64,14 @@ func (r *PostgresStackReconciler) recordTransitions(stack *platformv1alpha1.Post
 			// Becoming Ready, or losing it; not every step of getting there.
 			if !statusChanged || (was == nil && now.Status != metav1.ConditionTrue) || (was != nil && was.Status != metav1.ConditionTrue && now.Status != metav1.ConditionTrue) {
 				continue
+			}
+		case platformv1alpha1.ConditionBackupsHealthy:
+			// A backup failing or too old, and recovering; the first True is no news.
+			if !statusChanged || (was == nil && now.Status == metav1.ConditionTrue) {
+				continue
+			}
+			if now.Status != metav1.ConditionTrue {
+				eventType = corev1.EventTypeWarning
 			}
 		case platformv1alpha1.ConditionStalled:
 			if now.Status != metav1.ConditionTrue || !reasonChanged {

@@ -93,6 +93,10 @@ type Cluster struct {
 	MajorUpgrade    *platformv1alpha1.MajorUpgradeStatus
 	// Connection names what PGO made for connecting, once the cluster exists.
 	Connection *platformv1alpha1.ConnectionStatus
+	// Backups is status.backups as read from PGO; BackupsHealth the
+	// BackupsHealthy verdict (nil: the cluster has no backups).
+	Backups       *platformv1alpha1.BackupsStatus
+	BackupsHealth *pgo.BackupsHealth
 	// Operations are the runs of spec.operations as this reconcile left
 	// them; nil keeps the previous record (it holds the tokens used).
 	Operations *platformv1alpha1.OperationsStatus
@@ -158,6 +162,16 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	}
 	cluster, clusterStalled := clusterCondition(o.Cluster, operator)
 	components := []metav1.Condition{operator, upgrade, cluster}
+	// What was known of the backups stays until the cluster is seen again.
+	s.Backups = previous.Backups
+	if o.Cluster.Exists && !o.Deleting {
+		s.Backups = o.Cluster.Backups
+		if h := o.Cluster.BackupsHealth; h != nil {
+			components = append(components, backupsCondition(*h))
+		} else {
+			meta.RemoveStatusCondition(&s.Conditions, platformv1alpha1.ConditionBackupsHealthy)
+		}
+	}
 
 	ready := metav1.Condition{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: platformv1alpha1.ReasonReady,
 		Message: fmt.Sprintf("PGO %s is installed and the PostgresCluster is ready: %s", s.Operator.Version, cluster.Message)}
@@ -212,6 +226,16 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 		meta.SetStatusCondition(&s.Conditions, c)
 	}
 	return s
+}
+
+// backupsCondition is BackupsHealthy. It never changes Ready: a failed
+// nightly backup is an alert, not an outage.
+func backupsCondition(h pgo.BackupsHealth) metav1.Condition {
+	c := metav1.Condition{Type: platformv1alpha1.ConditionBackupsHealthy, Status: metav1.ConditionFalse, Reason: h.Reason, Message: h.Message}
+	if h.Healthy {
+		c.Status = metav1.ConditionTrue
+	}
+	return c
 }
 
 // kept is the previous condition of computed's type, or computed when there
