@@ -235,6 +235,46 @@ func TestStacksOnRealPGO(t *testing.T) {
 		}
 	})
 
+	t.Run("status.backups reports the scheduled backups PGO ran, at PGO's times", func(t *testing.T) {
+		day := metav1.Duration{Duration: 24 * time.Hour}
+		scheduled := createStack(t, "feat-scheduled", "nightly", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Repos = []platformv1alpha1.BackupRepo{{Name: "repo1", Volume: &platformv1alpha1.VolumeRepo{},
+				Schedules: &platformv1alpha1.BackupSchedules{Full: "* * * * *"}}}
+			s.Spec.Postgres.Backups.MaxBackupAge = &day
+		})
+		// kube-controller-manager's CronJob controller starts PGO's backup
+		// CronJob's Job on the next minute; kwok completes its pod.
+		var completed string
+		eventually(t, "PGO reports a scheduled full backup of repo1 succeeded", func() (bool, error) {
+			pc := pgo.NewPostgresCluster()
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(scheduled), pc); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			jobs, _, _ := unstructured.NestedSlice(pc.Object, "status", "pgbackrest", "scheduledBackups")
+			for _, j := range jobs {
+				m := j.(map[string]any)
+				if m["repo"] == "repo1" && m["type"] == "full" && m["succeeded"] == int64(1) {
+					completed, _ = m["completionTime"].(string)
+				}
+			}
+			return completed != "", nil
+		})
+		waitFor(t, scheduled, "status.backups shows PGO's full backup", func(s *platformv1alpha1.PostgresStack) bool {
+			b := s.Status.Backups
+			return b != nil && len(b.Repos) == 1 && b.Repos[0].LastFull != nil && b.Repos[0].LastFull.UTC().Format(time.RFC3339) == completed &&
+				b.LastSuccessful != nil && b.LastSuccessful.UTC().Format(time.RFC3339) >= completed
+		})
+		got := getStack(t, scheduled)
+		if r := got.Status.Backups.Repos[0]; r.Name != "repo1" || !r.Ready || r.LastFailure != nil {
+			t.Errorf("status.backups.repos[0] = %+v, want repo1 ready without a failure", r)
+		}
+		c := waitCondition(t, scheduled, platformv1alpha1.ConditionBackupsHealthy, metav1.ConditionTrue, platformv1alpha1.ReasonBackupsSucceeding, "within maxBackupAge 24h0m0s")
+		if conn := got.Status.Connection; conn == nil || conn.Service != "nightly-primary" || len(conn.Users) != 1 || conn.Users[0].Secret != "nightly-pguser-nightly" {
+			t.Errorf("status.connection = %+v, want PGO's nightly-primary Service and nightly-pguser-nightly Secret", conn)
+		}
+		t.Logf("BackupsHealthy: %s", c.Message)
+	})
+
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
 		pooled := createStack(t, "feat-pooler", "pooled", func(s *platformv1alpha1.PostgresStack) {
 			s.Spec.Postgres.Pooler = &platformv1alpha1.Pooler{}
