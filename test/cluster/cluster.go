@@ -104,6 +104,9 @@ type PodStart struct {
 	Delay time.Duration
 	// NeverReady: the pod runs, and is never Ready.
 	NeverReady bool
+	// Fails: the pod's containers exit 1 and the pod fails (a Job's pod
+	// whose command fails; a Job with backoffLimit 0 fails with it).
+	Fails bool
 	// reason is the Ready condition's reason while not Ready.
 	reason string
 }

@@ -85,7 +85,7 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 			earlier = append(earlier, e.Match)
 		}
 		if err := podStartStage.Execute(&config, map[string]any{"Index": i, "Match": start.Match, "Earlier": earlier,
-			"DelayMs": start.Delay.Milliseconds(), "Ready": !start.NeverReady, "Reason": start.reason}); err != nil {
+			"DelayMs": start.Delay.Milliseconds(), "Ready": !start.NeverReady, "Reason": start.reason, "Fails": start.Fails}); err != nil {
 			return insidesSetup{}, err
 		}
 	}
@@ -117,9 +117,10 @@ spec:
 `))
 
 // podStartStage starts a pod that Match selects (and no earlier stage
-// does) after DelayMs, Ready or not; weight 1 wins over kwok's fast
-// pod-ready stage, whose status template this follows (ready false and the
-// Ready condition False when not Ready).
+// does) after DelayMs, Ready or not, or fails it (its containers exit 1,
+// the pod Failed, as a Job's pod whose command fails); weight 1 wins over
+// kwok's fast pod-ready stage, whose status template this follows (ready
+// false and the Ready condition False when not Ready).
 var podStartStage = template.Must(template.New("podstart").Parse(`
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -149,6 +150,30 @@ spec:
   next:
     statusTemplate: |
       {{"{{"}} $now := Now {{"}}"}}
+{{- if .Fails }}
+      conditions:
+      - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
+        status: "False"
+        reason: PodFailed
+        type: Ready
+      containerStatuses:
+      {{"{{"}} range .spec.containers {{"}}"}}
+      - image: {{"{{"}} .image | Quote {{"}}"}}
+        name: {{"{{"}} .name | Quote {{"}}"}}
+        ready: false
+        started: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 1
+            reason: Error
+            startedAt: {{"{{"}} $now | Quote {{"}}"}}
+            finishedAt: {{"{{"}} $now | Quote {{"}}"}}
+      {{"{{"}} end {{"}}"}}
+      hostIP: "127.0.0.1"
+      phase: Failed
+      startTime: {{"{{"}} $now | Quote {{"}}"}}
+{{- else }}
       conditions:
       - lastTransitionTime: {{"{{"}} $now | Quote {{"}}"}}
         status: "True"
@@ -187,6 +212,7 @@ spec:
       hostIP: "127.0.0.1"
       phase: Running
       startTime: {{"{{"}} $now | Quote {{"}}"}}
+{{- end }}
 `))
 
 // StandInErrors are every failure of what stands in for containers: a

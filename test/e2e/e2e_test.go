@@ -74,7 +74,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	lc, err = cluster.StartFull(ctx, cluster.Options{Packages: []catalog.Package{pgoPackage},
-		APIServerArgs: auditArgs, PodStarts: rolloutPodStarts,
+		APIServerArgs: auditArgs, PodStarts: append(featurePodStarts, rolloutPodStarts...),
 		Logf: func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "local cluster:", err)

@@ -3,19 +3,32 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/internal/pgo"
+	"github.com/pgstack/pgstack/test/cluster"
 )
+
+// featurePodStarts: in namespace feat-upgrade-fail the pod of PGO's
+// pg_upgrade Job fails, as pg_upgrade does on data it cannot upgrade; PGO
+// gives the Job no retry (backoffLimit 0, internal/controller/pgupgrade/jobs.go:189).
+var featurePodStarts = []cluster.PodStart{
+	{Match: `(.metadata.namespace == "feat-upgrade-fail") and (.metadata.labels["postgres-operator.crunchydata.com/role"] == "pgupgrade")`, Fails: true},
+}
 
 // TestStacksOnRealPGO drives PGO's features through stacks and judges each
 // by what PGO's own manager writes: nothing here moves a PostgresCluster's
@@ -46,6 +59,10 @@ func TestStacksOnRealPGO(t *testing.T) {
 			s.Spec.Postgres.Replicas = &two
 		})
 		waitCondition(t, upgraded, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		// Every change of the cluster's StatefulSets and of its PGUpgrade,
+		// from before the raise, with the API server's resourceVersions (one
+		// etcd revision counter orders writes across kinds).
+		seen := recordUpgrade(t, upgraded.Namespace)
 		update(t, upgraded, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
 
 		// PGO's own controller runs the PGUpgrade: its Job on the primary's
@@ -76,6 +93,10 @@ func TestStacksOnRealPGO(t *testing.T) {
 		for _, reason := range []string{platformv1alpha1.EventMajorUpgradeStarted, platformv1alpha1.EventMajorUpgradeSucceeded} {
 			waitEvent(t, upgraded, reason)
 		}
+		// The order: shut down (every StatefulSet at 0), PGO's PGUpgrade
+		// succeeds, and only then a StatefulSet runs 17's image.
+		image17 := databaseImage(t, upgraded.Namespace)
+		seen.check(t, image17)
 
 		// No way down: a lower version is held, the cluster keeps running 17.
 		update(t, upgraded, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
@@ -275,6 +296,27 @@ func TestStacksOnRealPGO(t *testing.T) {
 		t.Logf("BackupsHealthy: %s", c.Message)
 	})
 
+	t.Run("a PGUpgrade whose Job fails leaves the cluster shut down and the stack Stalled with PGO's reason", func(t *testing.T) {
+		failing := createStack(t, "feat-upgrade-fail", "failing", func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 16 })
+		waitCondition(t, failing, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		update(t, failing, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Version = 17 })
+		waitCondition(t, failing, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMajorUpgradeFailed, "PGUpgradeFailed", "stays shut down")
+		u := pgo.NewPGUpgrade()
+		must(t, k8s.Get(ctx, client.ObjectKey{Namespace: failing.Namespace, Name: "failing-pg17"}, u))
+		if r := pgo.ReadPGUpgrade(u); !r.Failed {
+			t.Errorf("PGO's report on PGUpgrade failing-pg17: %+v, want Failed", r)
+		}
+		pc := postgresCluster(t, failing)
+		version, _, _ := unstructured.NestedInt64(pc.Object, "spec", "postgresVersion")
+		shutdown, _, _ := unstructured.NestedBool(pc.Object, "spec", "shutdown")
+		if version != 16 || !shutdown {
+			t.Errorf("PostgresCluster after a failed upgrade: postgresVersion %d, shutdown %v; want 16, shut down", version, shutdown)
+		}
+		if st := getStack(t, failing).Status.Cluster.MajorUpgrade; st == nil || st.Step != platformv1alpha1.UpgradeFailed {
+			t.Errorf("status.cluster.majorUpgrade = %+v, want Failed", st)
+		}
+	})
+
 	t.Run("a pooled stack is Ready once PGO reports PgBouncer available", func(t *testing.T) {
 		pooled := createStack(t, "feat-pooler", "pooled", func(s *platformv1alpha1.PostgresStack) {
 			s.Spec.Postgres.Pooler = &platformv1alpha1.Pooler{}
@@ -360,6 +402,124 @@ func TestStacksOnRealPGO(t *testing.T) {
 		})
 		waitCondition(t, admin, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonMissingRequiredImage)
 	})
+}
+
+// upgradeRecord holds, in the order the API server wrote them, the
+// instance StatefulSets' replicas and database images and the PGUpgrade's
+// Succeeded condition, from watches started before an upgrade.
+type upgradeRecord struct {
+	mu        sync.Mutex
+	sets      []setWrite
+	succeeded int64 // the resourceVersion at which PGO first reported Succeeded
+}
+
+type setWrite struct {
+	rv       int64
+	name     string
+	replicas int32
+	image    string
+}
+
+func recordUpgrade(t *testing.T, namespace string) *upgradeRecord {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(lc.Config)
+	must(t, err)
+	dyn, err := dynamic.NewForConfig(lc.Config)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	rec := &upgradeRecord{}
+	sets, err := cs.AppsV1().StatefulSets(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: "postgres-operator.crunchydata.com/instance"})
+	must(t, err)
+	upgrades, err := dyn.Resource(pgo.PGUpgradeGVK.GroupVersion().WithResource("pgupgrades")).Namespace(namespace).Watch(ctx, metav1.ListOptions{})
+	must(t, err)
+	go func() {
+		for ev := range sets.ResultChan() {
+			s, ok := ev.Object.(*appsv1.StatefulSet)
+			if !ok {
+				continue
+			}
+			rv, _ := strconv.ParseInt(s.ResourceVersion, 10, 64)
+			w := setWrite{rv: rv, name: s.Name, replicas: 1}
+			if s.Spec.Replicas != nil {
+				w.replicas = *s.Spec.Replicas
+			}
+			for _, c := range s.Spec.Template.Spec.Containers {
+				if c.Name == "database" {
+					w.image = c.Image
+				}
+			}
+			rec.mu.Lock()
+			rec.sets = append(rec.sets, w)
+			rec.mu.Unlock()
+		}
+	}()
+	go func() {
+		for ev := range upgrades.ResultChan() {
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok || !pgo.ReadPGUpgrade(u).Succeeded {
+				continue
+			}
+			rv, _ := strconv.ParseInt(u.GetResourceVersion(), 10, 64)
+			rec.mu.Lock()
+			if rec.succeeded == 0 {
+				rec.succeeded = rv
+			}
+			rec.mu.Unlock()
+		}
+	}()
+	return rec
+}
+
+// check: no StatefulSet ran replicas on image17 before PGO reported the
+// PGUpgrade Succeeded, and every one was at 0 replicas at some point before.
+func (r *upgradeRecord) check(t *testing.T, image17 string) {
+	t.Helper()
+	eventually(t, "the watches saw the PGUpgrade succeed and a StatefulSet on "+image17, func() (bool, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.succeeded == 0 {
+			return false, nil
+		}
+		for _, w := range r.sets {
+			if w.image == image17 && w.replicas > 0 {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stopped := map[string]bool{}
+	for _, w := range r.sets {
+		if w.rv < r.succeeded && w.replicas == 0 {
+			stopped[w.name] = true
+		}
+		if w.image == image17 && w.replicas > 0 && w.rv < r.succeeded {
+			t.Errorf("StatefulSet %s ran %d replicas on %s at resourceVersion %d, before the PGUpgrade succeeded at %d", w.name, w.replicas, image17, w.rv, r.succeeded)
+		}
+	}
+	for _, w := range r.sets {
+		if !stopped[w.name] {
+			t.Errorf("StatefulSet %s was never at 0 replicas before the PGUpgrade succeeded", w.name)
+		}
+	}
+}
+
+// databaseImage is the image the namespace's instance StatefulSets run now.
+func databaseImage(t *testing.T, namespace string) string {
+	t.Helper()
+	sets := &appsv1.StatefulSetList{}
+	must(t, k8s.List(context.Background(), sets, client.InNamespace(namespace), client.HasLabels{"postgres-operator.crunchydata.com/instance"}))
+	for _, s := range sets.Items {
+		for _, c := range s.Spec.Template.Spec.Containers {
+			if c.Name == "database" {
+				return c.Image
+			}
+		}
+	}
+	t.Fatalf("no instance StatefulSet in %s", namespace)
+	return ""
 }
 
 // postgresCluster is the stack's PostgresCluster as stored.
