@@ -30,8 +30,16 @@ func CacheOptions() cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.StatefulSet{}: {Label: labels.NewSelector().Add(*instance), Transform: stripStatefulSet},
+			// Of pods, only the metadata of each cluster's leader: one pod
+			// per cluster, whatever the cluster's size.
+			primaryPods(): {Label: labels.SelectorFromSet(labels.Set{labelPGORole: rolePatroniLeader})},
 		},
 	}
+}
+
+// primaryPods is the metadata-only kind the primaries are cached as.
+func primaryPods() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}}
 }
 
 // stripStatefulSet keeps an instance StatefulSet's identity, labels,

@@ -42,6 +42,10 @@ import (
 const (
 	labelPGOCluster  = "postgres-operator.crunchydata.com/cluster"
 	labelPGOInstance = "postgres-operator.crunchydata.com/instance"
+	// labelPGORole is the role Patroni gives each instance pod;
+	// rolePatroniLeader the primary's (PGO v5.8.9 internal/naming/labels.go:87-96).
+	labelPGORole      = "postgres-operator.crunchydata.com/role"
+	rolePatroniLeader = "master"
 )
 
 // rolloutRecheck is how soon a rollout under way is looked at again when no

@@ -148,6 +148,9 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			}
 		}
 		obs.Readiness = pgo.Judge(live, events)
+		if obs.Primary, err = r.primaryOf(ctx, live); err != nil {
+			return err
+		}
 		backups := pgo.ReadBackups(pgo.BackupsInput{Live: live, Previous: r.written.current(sc.stack).Backups,
 			MaxAge: sc.stack.Spec.Postgres.Backups.MaxBackupAge, Now: r.now()})
 		obs.Backups, obs.BackupsHealth = backups.Status, backups.Health
@@ -354,4 +357,22 @@ func ownedBy(obj client.Object, stack *platformv1alpha1.PostgresStack) bool {
 		}
 	}
 	return false
+}
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
+
+// primaryOf names the pod Patroni made the cluster's leader, from the cache
+// of leader pods' metadata; empty when none leads, or when Patroni's labels
+// name more than one (a moment of failover: the next label change brings
+// the stack back).
+func (r *PostgresStackReconciler) primaryOf(ctx context.Context, pc *unstructured.Unstructured) (string, error) {
+	leaders := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}}
+	if err := r.List(ctx, leaders, client.InNamespace(pc.GetNamespace()),
+		client.MatchingLabels{labelPGOCluster: pc.GetName(), labelPGORole: rolePatroniLeader}); err != nil {
+		return "", fmt.Errorf("list the leader pods of PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+	}
+	if len(leaders.Items) != 1 {
+		return "", nil
+	}
+	return leaders.Items[0].Name, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -58,6 +59,8 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A rollout policy's decisions (pin, release) reach the stacks
 		// installing into its namespace.
 		Watches(&platformv1alpha1.PostgresRolloutPolicy{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)).
+		// A new primary (Patroni moving its leader label) is status.cluster.primary.
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(stackOfPrimary), builder.WithPredicates(leaderChanged{})).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return watchedCRDs[o.GetName()] }))).
 		WatchesRawSource(source.Channel(synced, handler.EnqueueRequestsFromMapFunc(r.allStacks))).
@@ -294,6 +297,25 @@ func stackOfPostgresCluster(_ context.Context, o client.Object) []reconcile.Requ
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+}
+
+// stackOfPrimary maps a leader pod to the stack of its cluster: pgstack's
+// PostgresClusters take their stack's name.
+func stackOfPrimary(_ context.Context, o client.Object) []reconcile.Request {
+	cluster := o.GetLabels()[labelPGOCluster]
+	if cluster == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}}}
+}
+
+// leaderChanged lets through a pod becoming or ceasing to be leader (it
+// enters or leaves the cache's selection) and nothing else: Patroni
+// rewrites its pods' status annotation on every change of WAL position.
+type leaderChanged struct{ predicate.Funcs }
+
+func (leaderChanged) Update(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetLabels()[labelPGORole] != e.ObjectNew.GetLabels()[labelPGORole]
 }
 
 // stackOfPGUpgrade maps a PGUpgrade pgstack made to its stack, named by

@@ -259,6 +259,10 @@ type ClusterStatus struct {
 	// instances is the number of PostgreSQL instances asked for.
 	// +optional
 	Instances int32 `json:"instances,omitempty"`
+	// primary is the pod Patroni made leader (its role label), where PGO's
+	// <cluster>-primary Service sends connections; empty while there is none.
+	// +optional
+	Primary string `json:"primary,omitempty"`
 	// postgresVersion is the PostgreSQL major version the PostgresCluster
 	// runs (its spec.postgresVersion).
 	// +optional
@@ -424,6 +428,7 @@ type UserSecret struct {
 // +kubebuilder:printcolumn:name="Operator",type=string,JSONPath=`.status.operator.version`
 // +kubebuilder:printcolumn:name="Postgres",type=integer,JSONPath=`.status.cluster.postgresVersion`
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster.name`
+// +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.cluster.primary`,description="the pod Patroni made leader",priority=1
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.backups.lastSuccessful`,description="when the newest backup completed"
 // +kubebuilder:printcolumn:name="Pending",type=string,JSONPath=`.status.operator.pendingUpgrade.version`,description="PGO version waiting for approval"
 // +kubebuilder:printcolumn:name="Restarts",type=boolean,JSONPath=`.status.operator.pendingUpgrade.clusterRestarts`,description="whether the pending PGO upgrade restarts this stack's database",priority=1

@@ -93,6 +93,8 @@ type Cluster struct {
 	MajorUpgrade    *platformv1alpha1.MajorUpgradeStatus
 	// Connection names what PGO made for connecting, once the cluster exists.
 	Connection *platformv1alpha1.ConnectionStatus
+	// Primary is the instance pod Patroni made leader, if any.
+	Primary string
 	// Backups is status.backups as read from PGO; BackupsHealth the
 	// BackupsHealthy verdict (nil: the cluster has no backups).
 	Backups       *platformv1alpha1.BackupsStatus
@@ -138,6 +140,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 		s.Cluster.Instances = o.Cluster.Readiness.Instances
 		s.Cluster.PostgresVersion = int32(o.Cluster.PostgresVersion)
 		s.Cluster.MajorUpgrade = o.Cluster.MajorUpgrade
+		s.Cluster.Primary = o.Cluster.Primary
 		s.Connection = o.Cluster.Connection
 	}
 	s.Operations = previous.Operations
@@ -146,6 +149,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	}
 	if o.Deleting {
 		s.Cluster.PostgresVersion, s.Cluster.MajorUpgrade = previous.Cluster.PostgresVersion, previous.Cluster.MajorUpgrade
+		s.Cluster.Primary = previous.Cluster.Primary
 		s.Connection = previous.Connection
 	}
 

@@ -163,6 +163,17 @@ func TestStacksOnRealPGO(t *testing.T) {
 			t.Errorf("PGO's manual backup Jobs are for %v, want the one for b2 (PGO deletes a finished one when the token changes)", ids)
 		}
 
+		// status.cluster.primary names the pod Patroni labels leader.
+		primaryIsTheLeader := func(when string) {
+			t.Helper()
+			waitFor(t, ops, "status.cluster.primary names the leader pod "+when, func(s *platformv1alpha1.PostgresStack) bool {
+				leaders := &corev1.PodList{}
+				must(t, k8s.List(ctx, leaders, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/role": "master"}))
+				return len(leaders.Items) == 1 && s.Status.Cluster.Primary == leaders.Items[0].Name
+			})
+		}
+		primaryIsTheLeader("before the switchover")
+
 		// A switchover to the replica: PGO runs patronictl and reports the token.
 		pods := &corev1.PodList{}
 		must(t, k8s.List(ctx, pods, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/role": "replica"}))
@@ -179,6 +190,7 @@ func TestStacksOnRealPGO(t *testing.T) {
 			err := k8s.List(ctx, leaders, client.InNamespace(ops.Namespace), client.MatchingLabels{"postgres-operator.crunchydata.com/role": "master"})
 			return err == nil && len(leaders.Items) == 1 && leaders.Items[0].Labels["postgres-operator.crunchydata.com/instance"] == target, err
 		})
+		primaryIsTheLeader("after the switchover")
 		if s, _, _ := unstructured.NestedString(postgresCluster(t, ops).Object, "status", "patroni", "switchover"); s != "s1" {
 			t.Errorf("PGO's status.patroni.switchover = %q, want s1", s)
 		}
