@@ -28,6 +28,7 @@ func runManager(args []string) error {
 		renewDeadline time.Duration
 		retryPeriod   time.Duration
 		concurrency   int
+		progress      time.Duration
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -40,6 +41,7 @@ func runManager(args []string) error {
 	fs.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a failed renewal before it gives up leading (and exits).")
 	fs.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire, and the leader to renew, the Lease.")
 	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
+	fs.DurationVar(&progress, "status-progress-interval", controllers.DefaultProgressInterval, "The least time between two status writes of a stack that only describe work in progress differently (PGO taking a new cluster through its states); a condition turning, Ready, Stalled or a new generation is written at once. 0 writes every change at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +79,7 @@ func runManager(args []string) error {
 	}
 	reconciler := controllers.NewReconciler(mgr)
 	reconciler.MaxConcurrentReconciles = concurrency
+	reconciler.ProgressInterval = progress
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}

@@ -50,6 +50,11 @@ type PostgresStackReconciler struct {
 	// 0). PGO's early returns write nothing to the PostgresCluster, and its
 	// Events are read, not watched, so no event would bring the stack back.
 	PGORecheck time.Duration
+	// ProgressInterval is the least time between two status writes that
+	// only describe work in progress differently (status.ProgressOnly);
+	// 0 writes every change at once. A change a reader acts on is never
+	// held back.
+	ProgressInterval time.Duration
 
 	// written is the last status written per stack, for reads the cache
 	// has not caught up with.
@@ -76,6 +81,10 @@ type scope struct {
 
 // DefaultPGORecheck is PGORecheck's default.
 const DefaultPGORecheck = 15 * time.Second
+
+// DefaultProgressInterval is the manager's --status-progress-interval
+// default: PGO takes a new cluster through its states in seconds.
+const DefaultProgressInterval = 10 * time.Second
 
 func (s *scope) requeueAt(at time.Time, now time.Time) {
 	d := at.Sub(now)
@@ -141,7 +150,7 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, nil
 	}
-	if !controllerutil.ContainsFinalizer(stack, Finalizer) {
+	if needsFinalizer(stack) && !controllerutil.ContainsFinalizer(stack, Finalizer) {
 		patch := client.MergeFrom(stack.DeepCopy())
 		controllerutil.AddFinalizer(stack, Finalizer)
 		if err := r.Patch(ctx, stack, patch); err != nil {
@@ -182,6 +191,14 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	if equality.Semantic.DeepEqual(current, next) {
 		return nil
 	}
+	// Work in progress described differently waits until the interval
+	// since the last write has passed; the requeue writes it then, unless
+	// a later reconcile has news first.
+	// Write pacing is wall time, not r.now (the clock windows are judged by).
+	if wait := r.written.since(stack, time.Now()); status.ProgressOnly(current, next) && wait < r.ProgressInterval {
+		sc.requeueAt(time.Now().Add(r.ProgressInterval-wait), time.Now())
+		return nil
+	}
 	r.recordTransitions(stack, current, next)
 	base := stack.DeepCopy()
 	base.Status = current
@@ -191,7 +208,7 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	if err := r.Status().Patch(ctx, stack, patch); err != nil {
 		return fmt.Errorf("patch status of %s/%s: %w", stack.Namespace, stack.Name, err)
 	}
-	r.written.wrote(stack, over)
+	r.written.wrote(stack, over, time.Now())
 	return nil
 }
 

@@ -87,6 +87,8 @@ func startManager(ctx context.Context, e *testenv.Env, wg *sync.WaitGroup) error
 	// Look again soon at a cluster PGO has not judged, so that a test sees
 	// the manager read PGO's Events without poking the stack.
 	r.PGORecheck = time.Second
+	// Pace progress-only status writes as the manager does, shorter.
+	r.ProgressInterval = time.Second
 	r.Client = statusLog{Client: r.Client}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"math"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -21,6 +23,7 @@ type writtenStatuses struct {
 type writtenStatus struct {
 	over   string // the resourceVersion the status was written over
 	status platformv1alpha1.PostgresStackStatus
+	at     time.Time // when it was written
 }
 
 // current is the status the stack holds as far as this manager knows: the
@@ -35,14 +38,26 @@ func (w *writtenStatuses) current(stack *platformv1alpha1.PostgresStack) platfor
 	return stack.Status
 }
 
-// wrote records a status written over resourceVersion over.
-func (w *writtenStatuses) wrote(stack *platformv1alpha1.PostgresStack, over string) {
+// since is how long ago this manager last wrote the stack's status; a
+// stack it never wrote reads as written long ago.
+func (w *writtenStatuses) since(stack *platformv1alpha1.PostgresStack, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.m[types.NamespacedName{Namespace: stack.Namespace, Name: stack.Name}]
+	if !ok {
+		return math.MaxInt64
+	}
+	return now.Sub(last.at)
+}
+
+// wrote records a status written over resourceVersion over, at now.
+func (w *writtenStatuses) wrote(stack *platformv1alpha1.PostgresStack, over string, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
 		w.m = map[types.NamespacedName]writtenStatus{}
 	}
-	w.m[types.NamespacedName{Namespace: stack.Namespace, Name: stack.Name}] = writtenStatus{over: over, status: *stack.Status.DeepCopy()}
+	w.m[types.NamespacedName{Namespace: stack.Namespace, Name: stack.Name}] = writtenStatus{over: over, status: *stack.Status.DeepCopy(), at: now}
 }
 
 func (w *writtenStatuses) forget(key types.NamespacedName) {

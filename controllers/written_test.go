@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,7 +37,7 @@ func TestWrittenStatusesJudgeAStaleReadAgainstTheLastWrite(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var w writtenStatuses
 			if tt.record {
-				w.wrote(written, "10")
+				w.wrote(written, "10", time.Time{})
 			}
 			if got := w.current(tt.read).Operator.InstalledCSV; got != tt.want {
 				t.Errorf("current = %q, want %q", got, tt.want)
@@ -44,9 +45,22 @@ func TestWrittenStatusesJudgeAStaleReadAgainstTheLastWrite(t *testing.T) {
 		})
 	}
 	var w writtenStatuses
-	w.wrote(written, "10")
+	w.wrote(written, "10", time.Time{})
 	w.forget(client.ObjectKeyFromObject(written))
 	if got := w.current(stackAt("10", "")).Operator.InstalledCSV; got != "" {
 		t.Errorf("after forget, current = %q, want the cached status", got)
+	}
+}
+
+func TestSinceTheLastStatusWrite(t *testing.T) {
+	var w writtenStatuses
+	stack := &platformv1alpha1.PostgresStack{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hippo"}}
+	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	if got := w.since(stack, at); got < 24*time.Hour {
+		t.Errorf("since a write never made = %v, want long ago", got)
+	}
+	w.wrote(stack, "10", at)
+	if got := w.since(stack, at.Add(3*time.Second)); got != 3*time.Second {
+		t.Errorf("since = %v, want 3s", got)
 	}
 }

@@ -1,0 +1,55 @@
+package status
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/pgo"
+)
+
+func TestProgressOnly(t *testing.T) {
+	cluster := func(reason, message string, ready int32) Cluster {
+		return Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Reason: reason, Message: message, ReadyInstances: ready, Instances: 2}}
+	}
+	starting := Observations{Generation: 1, Operator: installed, Cluster: cluster(pgo.ReasonInstancesNotReady, "instance set instance1 has 0 of 2 replicas ready (0 updated)", 0)}
+	oneUp := Observations{Generation: 1, Operator: installed, Cluster: cluster(pgo.ReasonInstancesNotReady, "instance set instance1 has 1 of 2 replicas ready (2 updated)", 1)}
+	stanza := Observations{Generation: 1, Operator: installed, Cluster: cluster(pgo.ReasonBackupsNotReady, "pgBackRest is not ready: PGBackRestReplicaRepoReady is False", 2)}
+	ready := Observations{Generation: 1, Operator: installed, Cluster: readyCluster}
+	awaiting := Observations{Generation: 1, Operator: installed, Cluster: cluster(pgo.ReasonNotObserved, "PGO has not observed generation 1 yet", 0)}
+	newGeneration := stanza
+	newGeneration.Generation = 2
+	failed := stanza
+	failed.Cluster.Readiness.Stalled, failed.Cluster.Readiness.Reason = true, platformv1alpha1.ReasonMissingRequiredImage
+	withUpgrade := stanza
+	withUpgrade.Cluster.MajorUpgrade = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: "hippo-pg17", FromVersion: 16, ToVersion: 17, Step: platformv1alpha1.UpgradeRunning}
+
+	tests := []struct {
+		name          string
+		current, next Observations
+		want          bool
+	}{
+		{"replicas coming up one by one", starting, oneUp, true},
+		{"instances ready, PGO creating the stanza", oneUp, stanza, true},
+		{"PGO first observing a created cluster", awaiting, starting, true},
+		{"the stack turns Ready", stanza, ready, false},
+		{"PGO refuses the cluster: Stalled", stanza, failed, false},
+		{"a new generation observed", stanza, newGeneration, false},
+		{"an upgrade step reported", stanza, withUpgrade, false},
+		{"nothing changed at all", stanza, stanza, true},
+		{"a Ready stack losing an instance is told at once", ready, oneUp, false},
+	}
+	now := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var initial platformv1alpha1.PostgresStackStatus
+			current := Compute(initial, tt.current, now)
+			next := Compute(current, tt.next, metav1.NewTime(now.Add(time.Second)))
+			if got := ProgressOnly(current, next); got != tt.want {
+				t.Errorf("ProgressOnly = %v, want %v\ncurrent: %+v\nnext:    %+v", got, tt.want, current.Conditions, next.Conditions)
+			}
+		})
+	}
+}
