@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 	"github.com/pgstack/pgstack/controllers"
@@ -56,6 +57,10 @@ func TestFirstInstallAutomaticToReady(t *testing.T) {
 	}
 	if len(pc.GetOwnerReferences()) != 0 {
 		t.Errorf("under Retain the PostgresCluster must have no owner reference, got %v", pc.GetOwnerReferences())
+	}
+	// Deletion under Retain with Keep has nothing to do: no finalizer.
+	if got := getStack(t, stack); controllerutil.ContainsFinalizer(got, controllers.Finalizer) {
+		t.Errorf("a Retain stack with removal Keep carries finalizers %v; deletion has nothing to hold it for", got.Finalizers)
 	}
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionFalse, "")
 	if k := kstatusOf(t, stack); k != kstatus.InProgressStatus {
@@ -409,6 +414,62 @@ func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
 	eventually(t, "no owner reference under Retain", func() (bool, error) {
 		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 0, nil
 	})
+}
+
+// A Retain stack carries no finalizer; switching it to Delete adds the
+// finalizer before the owner reference, so that a deletion from then on
+// deletes the PostgresCluster as asked.
+func TestSwitchingToDeleteAddsTheFinalizerThenTheOwnerReference(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
+	eventually(t, "the stack owns its PostgresCluster under Delete", func() (bool, error) {
+		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 1, nil
+	})
+	if got := getStack(t, stack); !controllerutil.ContainsFinalizer(got, controllers.Finalizer) {
+		t.Fatalf("the PostgresCluster is owned but the stack carries no finalizer (%v): a delete now would skip deletionPolicy", got.Finalizers)
+	}
+	must(t, k8s.Delete(context.Background(), stack))
+	eventually(t, "the PostgresCluster deleted, then the stack", func() (bool, error) {
+		pcErr := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hippo"}, pgo.NewPostgresCluster())
+		stackErr := k8s.Get(context.Background(), client.ObjectKeyFromObject(stack), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(pcErr) && apierrors.IsNotFound(stackErr), nil
+	})
+}
+
+// A switch to Delete followed at once by a delete: whichever the manager
+// sees first, the database is never deleted unless the stack held it
+// (finalizer) under Delete, and never left owned by a stack that is gone
+// without its policy carried out.
+func TestSwitchingToDeleteThenDeletingAtOnceNeverLosesDataUnasked(t *testing.T) {
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
+	must(t, k8s.Delete(context.Background(), stack))
+	eventually(t, "stack gone", func() (bool, error) {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stack), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	pc := pgo.NewPostgresCluster()
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hippo"}, pc)
+	switch {
+	case apierrors.IsNotFound(err):
+		// The manager saw the switch first: finalizer, owner, then deletion
+		// carried out Delete.
+		t.Log("the manager saw the switch before the delete: Delete carried out")
+	case err != nil:
+		t.Fatal(err)
+	case len(pc.GetOwnerReferences()) != 0 || !pc.GetDeletionTimestamp().IsZero():
+		t.Errorf("the stack went without its finalizer, yet its PostgresCluster is owned (%v) or deleting (%v)", pc.GetOwnerReferences(), pc.GetDeletionTimestamp())
+	default:
+		t.Log("the delete came before the manager saw the switch: the stack went as a Retain stack, the database stays")
+	}
 }
 
 func TestAMissingCatalogSourceStalls(t *testing.T) {

@@ -65,6 +65,18 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 	return nil
 }
 
+// needsFinalizer: deletion has work to do only when it deletes the
+// PostgresCluster (Delete) or may remove the operator (DeleteIfUnused).
+// Under Retain with Keep the PostgresCluster carries no owner reference
+// (postgresstack_cluster.go), so a stack can go at once and leave it
+// untouched: no finalizer, one write fewer per stack. Once added, the
+// finalizer stays until deletion, so a switch back to Retain still has the
+// owner reference removed if the stack is deleted before the next apply.
+func needsFinalizer(stack *platformv1alpha1.PostgresStack) bool {
+	return stack.Spec.DeletionPolicy == platformv1alpha1.DeletionDelete ||
+		stack.Spec.Operator.Removal == platformv1alpha1.RemovalDeleteIfUnused
+}
+
 // orphan removes the stack's owner reference from the PostgresCluster, so that
 // deleting the stack leaves the database in place.
 func (r *PostgresStackReconciler) orphan(ctx context.Context, stack *platformv1alpha1.PostgresStack, pc client.Object) error {
