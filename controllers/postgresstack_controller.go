@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -130,6 +131,12 @@ func (r *PostgresStackReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	defer func() {
 		if !controllerutil.ContainsFinalizer(stack, Finalizer) && sc.obs.Deleting {
 			return // released: the stack is gone or going, nothing to report on
+		}
+		// OLM's or PGO's cache is not synced yet (a manager just started):
+		// this reconcile saw neither, and would unsay what the stack last
+		// reported. The cache's sync wakes every stack.
+		if errors.Is(retErr, errAPIPending) {
+			return
 		}
 		if err := r.patchStatus(ctx, sc); err != nil {
 			reconcileErrors.WithLabelValues("status").Inc()
