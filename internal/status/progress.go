@@ -12,8 +12,9 @@ import (
 // in progress is described: the same generation observed, the stack
 // Reconciling and neither Ready nor Stalled before and after, every
 // condition keeping its status, and nothing else in the status moving but
-// the conditions' reasons and messages, the count of ready instances and
-// the primary (a new cluster's first leader, elected as its instances start).
+// the conditions' reasons and messages, the count of ready instances, the
+// primary (a new cluster's first leader, elected as its instances start)
+// and whether each backup repository is ready (PGO creating its stanza).
 //
 // Such a change may wait a little before it is written: PGO moves a new
 // cluster through several states (instances starting, the stanza, the
@@ -48,6 +49,11 @@ func ProgressOnly(current, next platformv1alpha1.PostgresStackStatus) bool {
 func withoutProgress(s platformv1alpha1.PostgresStackStatus) platformv1alpha1.PostgresStackStatus {
 	out := *s.DeepCopy()
 	out.Cluster.ReadyInstances, out.Cluster.Primary = 0, ""
+	if out.Backups != nil {
+		for i := range out.Backups.Repos {
+			out.Backups.Repos[i].Ready = false
+		}
+	}
 	for i := range out.Conditions {
 		out.Conditions[i].Reason, out.Conditions[i].Message, out.Conditions[i].LastTransitionTime = "", "", metav1.Time{}
 	}

@@ -23,6 +23,13 @@ func TestProgressOnly(t *testing.T) {
 	newGeneration.Generation = 2
 	failed := stanza
 	failed.Cluster.Readiness.Stalled, failed.Cluster.Readiness.Reason = true, platformv1alpha1.ReasonMissingRequiredImage
+	withRepo := func(o Observations, ready bool) Observations {
+		o.Cluster.Backups = &platformv1alpha1.BackupsStatus{Repos: []platformv1alpha1.RepoBackupStatus{{Name: "repo1", Ready: ready}}}
+		o.Cluster.BackupsHealth = &pgo.BackupsHealth{Healthy: true, Reason: platformv1alpha1.ReasonBackupsSucceeding, Message: "no backup has a completion time yet"}
+		return o
+	}
+	backedUp := withRepo(stanza, true)
+	backedUp.Cluster.Backups.LastSuccessful = &metav1.Time{Time: time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)}
 	withUpgrade := stanza
 	withUpgrade.Cluster.MajorUpgrade = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: "hippo-pg17", FromVersion: 16, ToVersion: 17, Step: platformv1alpha1.UpgradeRunning}
 
@@ -39,6 +46,8 @@ func TestProgressOnly(t *testing.T) {
 		{"a new generation observed", stanza, newGeneration, false},
 		{"an upgrade step reported", stanza, withUpgrade, false},
 		{"nothing changed at all", stanza, stanza, true},
+		{"PGO creates the stanza: the repository turns ready", withRepo(stanza, false), withRepo(oneUp, true), true},
+		{"a backup completes", withRepo(stanza, true), backedUp, false},
 		{"a Ready stack losing an instance is told at once", ready, oneUp, false},
 	}
 	now := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))

@@ -94,6 +94,11 @@ type Round struct {
 	BaselineSeconds   float64 `json:"baseline_seconds"`
 	RatioToBaseline   float64 `json:"ratio_to_baseline"`
 
+	// ReadyLagP50ms and ReadyLagP99ms: from PGO reporting a stack's
+	// PostgresCluster ready to the stack's Ready, as the bench's watches saw them.
+	ReadyLagP50ms float64 `json:"ready_lag_p50_ms"`
+	ReadyLagP99ms float64 `json:"ready_lag_p99_ms"`
+
 	WritesPerStack           float64            `json:"writes_per_stack"`
 	WritesPerStackByResource map[string]float64 `json:"writes_per_stack_by_resource"`
 	// ClientWritesPerStack is the manager's own count (rest_client_requests_total), a cross-check.
@@ -177,6 +182,7 @@ func goals(r Round) []Goal {
 		{"idle_reconciles_per_min", "0", r.IdleReconcilesPerMin, r.IdleReconcilesPerMin == 0},
 		{"peak_rss_mib", "< 100", r.PeakRSSMiB, r.PeakRSSMiB < 100},
 		{"csv_to_cluster_p99_ms", "< 100", r.CSVToClusterP99ms, r.CSVToClusterP99ms < 100},
+		{"ready_lag_p99_ms", "≤ 1000", r.ReadyLagP99ms, r.ReadyLagP99ms <= 1000},
 	}
 }
 
@@ -202,6 +208,8 @@ func printTable(out io.Writer, res *Results) {
 	row("ratio_to_baseline", f("%.2f", func(r Round) float64 { return r.RatioToBaseline }), "≤ 1.5")
 	row("ms per stack, pgstack", f("%.1f", func(r Round) float64 { return 1000 * r.SecondsToAllReady / float64(r.Stacks) }), "")
 	row("ms per stack, baseline", f("%.1f", func(r Round) float64 { return 1000 * r.BaselineSeconds / float64(r.Stacks) }), "")
+	row("ready_lag_p50_ms (PGO ready → stack Ready)", f("%.0f", func(r Round) float64 { return r.ReadyLagP50ms }), "")
+	row("ready_lag_p99_ms", f("%.0f", func(r Round) float64 { return r.ReadyLagP99ms }), "≤ 1000")
 	row("writes_per_stack", f("%.2f", func(r Round) float64 { return r.WritesPerStack }), "≤ 4")
 	for _, resource := range resources(res.Rounds) {
 		row("  "+resource, f("%.2f", func(r Round) float64 { return r.WritesPerStackByResource[resource] }), "")

@@ -55,9 +55,13 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	if r.IdleWritesPerMin < 0 || r.IdleReconcilesPerMin < 0 {
 		t.Errorf("idle figures are negative: %v writes/min, %v reconciles/min", r.IdleWritesPerMin, r.IdleReconcilesPerMin)
 	}
-	// Every stack's own objects are written: the stack (finalizer), its
-	// status and its PostgresCluster.
-	for _, resource := range []string{"postgresstacks", "postgresstacks/status", "postgresclusters"} {
+	// Every stack's own objects are written: its status and its
+	// PostgresCluster (a Retain stack gets no finalizer, so the stack
+	// itself is not written).
+	if w := r.WritesPerStackByResource["postgresstacks"]; w != 0 {
+		t.Errorf("the manager wrote %v times per Retain stack to the stack itself; a Retain stack with removal Keep needs no finalizer", w)
+	}
+	for _, resource := range []string{"postgresstacks/status", "postgresclusters"} {
 		if r.WritesPerStackByResource[resource] <= 0 {
 			t.Errorf("writes_per_stack_by_resource lacks %s: %v", resource, r.WritesPerStackByResource)
 		}
@@ -65,10 +69,14 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 			t.Errorf("write_latency_ms_by_resource lacks %s: %v", resource, r.WriteLatencyMs)
 		}
 	}
+	// A manager restarted to stacks that are Ready has nothing to say.
+	if r.RestartWrites != 0 {
+		t.Errorf("the manager wrote %v times when it restarted to Ready stacks, want none", r.RestartWrites)
+	}
 	if r.CopiedCSVs != r.Namespaces-1 {
 		t.Errorf("OLM copied PGO's CSV into %d namespaces, want every one but its own (%d)", r.CopiedCSVs, r.Namespaces-1)
 	}
-	if len(res.Goals) != 6 || res.Machine.CPUs == 0 || res.WritesSource == "" {
+	if len(res.Goals) != 7 || res.Machine.CPUs == 0 || res.WritesSource == "" {
 		t.Errorf("results lack goals, machine or writes source: %+v", res)
 	}
 
@@ -88,7 +96,8 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		t.Fatalf("decode results.json: %v", err)
 	}
 	for _, name := range []string{"stacks", "seconds_to_all_ready", "baseline_seconds", "ratio_to_baseline", "writes_per_stack",
-		"idle_writes_per_min", "idle_reconciles_per_min", "peak_rss_mib", "csv_to_cluster_p50_ms", "csv_to_cluster_p99_ms"} {
+		"idle_writes_per_min", "idle_reconciles_per_min", "peak_rss_mib", "csv_to_cluster_p50_ms", "csv_to_cluster_p99_ms",
+		"ready_lag_p50_ms", "ready_lag_p99_ms"} {
 		if _, ok := decoded.Rounds[0][name]; !ok {
 			t.Errorf("results.json lacks %s", name)
 		}

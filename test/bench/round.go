@@ -413,6 +413,12 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	r.result.SecondsToAllReady = seconds(time.Since(begin))
 	r.result.RatioToBaseline = r.result.SecondsToAllReady / r.result.BaselineSeconds
 	r.say("[N=%d] pgstack: %d stacks Ready in %.2fs (%.2f× the baseline)", r.n, r.n, r.result.SecondsToAllReady, r.result.RatioToBaseline)
+	lags := r.track.readyLags(stackKeys(r.n, mainNamespace, stackName))
+	if len(lags) != r.n {
+		return fmt.Errorf("saw PGO's readiness and the stack's Ready of %d of %d stacks", len(lags), r.n)
+	}
+	r.result.ReadyLagP50ms, r.result.ReadyLagP99ms = percentileMillis(lags, 50), percentileMillis(lags, 99)
+	r.say("[N=%d] PGO ready → stack Ready: p50 %.0f ms, p99 %.0f ms", r.n, r.result.ReadyLagP50ms, r.result.ReadyLagP99ms)
 
 	// Writes the manager makes just after Ready (an Event sent
 	// asynchronously) belong to the stacks' way there.

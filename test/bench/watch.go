@@ -44,6 +44,10 @@ type tracker struct {
 	csvSucceeded time.Time
 	clusterReady map[string]bool // by pgo.ClusterReadiness
 	stackReady   map[string]bool // Ready=True for the current generation
+	// clusterReadyAt and stackReadyAt are when each was first seen ready,
+	// by the bench's clock: the lag from PGO's word to the stack's.
+	clusterReadyAt map[string]time.Time
+	stackReadyAt   map[string]time.Time
 	// updates counts changes by kind, to say what woke the manager in steady state.
 	updates map[string]float64
 	// lastCopy is when the latest of OLM's copied CSVs was seen.
@@ -64,7 +68,8 @@ func newTracker(cfg *rest.Config, operatorsNamespace string) (*tracker, error) {
 		return nil, fmt.Errorf("metadata client: %w", err)
 	}
 	return &tracker{dynamic: dyn, discovery: disc, metadata: meta, operators: operatorsNamespace,
-		clusterReady: map[string]bool{}, stackReady: map[string]bool{}, updates: map[string]float64{}}, nil
+		clusterReady: map[string]bool{}, stackReady: map[string]bool{}, updates: map[string]float64{},
+		clusterReadyAt: map[string]time.Time{}, stackReadyAt: map[string]time.Time{}}, nil
 }
 
 // start watches stacks and PGO's CSV now, and PostgresClusters as soon as
@@ -165,6 +170,7 @@ func (t *tracker) clustersServed() bool {
 func key(o *unstructured.Unstructured) string { return o.GetNamespace() + "/" + o.GetName() }
 
 func (t *tracker) observeStack(o any) {
+	now := time.Now()
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return
@@ -180,6 +186,9 @@ func (t *tracker) observeStack(o any) {
 	}
 	t.mu.Lock()
 	t.stackReady[key(u)] = ready
+	if _, seen := t.stackReadyAt[key(u)]; ready && !seen {
+		t.stackReadyAt[key(u)] = now
+	}
 	t.mu.Unlock()
 }
 
@@ -205,10 +214,33 @@ func (t *tracker) observeCluster(o any) {
 	if !ok {
 		return
 	}
+	now := time.Now()
 	ready := pgo.ClusterReadiness(u).Ready
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.clusterReady[key(u)] = ready
+	if _, seen := t.clusterReadyAt[key(u)]; ready && !seen {
+		t.clusterReadyAt[key(u)] = now
+	}
+}
+
+// readyLags is, for each of keys whose PostgresCluster and stack were both
+// seen ready, how long after PGO's readiness the stack turned Ready (zero
+// when the stack's Ready was seen first: both came from one watch each, so
+// their order is the order the bench received them).
+func (t *tracker) readyLags(keys []string) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lags []time.Duration
+	for _, k := range keys {
+		pc, ok1 := t.clusterReadyAt[k]
+		st, ok2 := t.stackReadyAt[k]
+		if !ok1 || !ok2 {
+			continue
+		}
+		lags = append(lags, max(st.Sub(pc), 0))
+	}
+	return lags
 }
 
 // countReady counts the stacks (or PostgresClusters) among keys that are ready.
