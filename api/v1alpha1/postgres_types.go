@@ -42,6 +42,17 @@ type PostgresSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
+	// imagePullSecrets name Secrets in the stack's namespace holding
+	// registry credentials; PGO gives them to every pod it runs for the
+	// cluster (PostgreSQL, pgBackRest, PgBouncer, jobs). Changing them
+	// restarts the pods.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(s, size(s.name) > 0)",message="each of postgres.imagePullSecrets needs a name: the Secret holding the registry credentials"
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
 	// metadata holds labels and annotations PGO puts on every object it
 	// creates for the cluster (pods, services, volumes).
 	// +optional
@@ -53,6 +64,19 @@ type PostgresSpec struct {
 	// +kubebuilder:validation:MaxProperties=50
 	// +optional
 	Parameters map[string]intstr.IntOrString `json:"parameters,omitempty"`
+
+	// configFiles are files PGO mounts read-only under /etc/postgres in
+	// the PostgreSQL container (and restore Jobs), projected from
+	// ConfigMaps, Secrets and the downward API, for parameters that name a
+	// file, such as krb_server_keyfile. Changing them restarts PostgreSQL.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ConfigFiles []corev1.VolumeProjection `json:"configFiles,omitempty"`
+
+	// authentication holds pg_hba.conf rules for the connections PostgreSQL
+	// accepts.
+	// +optional
+	Authentication *Authentication `json:"authentication,omitempty"`
 
 	// users are the PostgreSQL roles PGO creates, each with a Secret holding
 	// its password and connection details.
@@ -142,6 +166,11 @@ type PostgresSpec struct {
 	// tls replaces PGO's generated certificates with your own.
 	// +optional
 	TLS *TLS `json:"tls,omitempty"`
+
+	// service shapes the Service PGO puts in front of the PostgreSQL
+	// primary (<stack>-ha): its type and metadata.
+	// +optional
+	Service *Service `json:"service,omitempty"`
 
 	// pooler runs PgBouncer in front of the cluster (connection pooling).
 	// +optional
@@ -305,13 +334,168 @@ type InstanceSet struct {
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
+	// walVolume puts PostgreSQL's write-ahead log on a volume of its own
+	// for each instance instead of the data volume. Removing it moves the
+	// WAL back to the data volume: PGO deletes the WAL volume once
+	// PostgreSQL no longer uses it.
+	// +optional
+	WALVolume *Volume `json:"walVolume,omitempty"`
+
+	// tablespaces are volumes PGO mounts at /tablespaces/<name> in each
+	// instance; create a tablespace on one with CREATE TABLESPACE ...
+	// LOCATION '/tablespaces/<name>/data'. PGO creates them only while its
+	// TablespaceVolumes feature gate is on (PGO_FEATURE_GATES in PGO's
+	// environment: a PostgresRolloutPolicy's operatorConfig.env, else the
+	// Subscription's spec.config.env); without it the stack stalls with
+	// TablespacesNeedFeatureGate and nothing is applied. PGO does not
+	// delete a tablespace's volumes when it is removed from the list.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
+
 	// scheduling replaces postgres.scheduling for this set's pods.
 	// +optional
 	Scheduling *Scheduling `json:"scheduling,omitempty"`
 }
 
+// Volume is a PersistentVolumeClaim PGO creates for each instance of a set.
+type Volume struct {
+	// storage is the size of the volume, a quantity such as 10Gi. It may
+	// only grow. Unlike the data volume's storage it is a string of at most
+	// 32 characters: the API server budgets the cost of its rules by the
+	// longest value, and they run for every tablespace of every set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="storage must be a quantity such as 10Gi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",message="storage must be more than zero"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0",message="storage may only grow: a PersistentVolumeClaim cannot shrink"
+	Storage string `json:"storage"`
+
+	// storageClass of the volume; empty uses the cluster's default. It
+	// cannot change: a PersistentVolumeClaim's class is fixed.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageClass cannot change: a PersistentVolumeClaim's StorageClass is immutable"
+	// +optional
+	StorageClass string `json:"storageClass,omitempty"`
+}
+
+// Tablespace is a volume for a PostgreSQL tablespace.
+type Tablespace struct {
+	// name of the tablespace's directory, /tablespaces/<name>: lowercase
+	// letters and digits, starting with a letter, as PGO requires. It names
+	// the pod volume tablespace-<name>, hence at most 52 characters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=52
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9]*$`
+	Name string `json:"name"`
+
+	Volume `json:",inline"`
+}
+
+// Authentication is PostgreSQL's client authentication.
+type Authentication struct {
+	// rules are matched in order against each new connection after PGO's
+	// own mandatory rules (for replication, pgBackRest, PgBouncer and the
+	// exporter) and before any pg_hba in Patroni's settings; the first that
+	// matches decides. Any rule replaces PGO's default rules (encrypted
+	// connections with a password to any database), so give one for every
+	// connection you want accepted. Changes reload PostgreSQL.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Rules []HBARule `json:"rules,omitempty"`
+}
+
+// HBARule is one pg_hba.conf rule: either hba, one line as written in
+// pg_hba.conf, or connection and method with optional databases, users
+// and options (postgresql.org/docs/current/auth-pg-hba-conf.html). The
+// rules PGO's CRD holds for a rule are held here too, so that the API
+// server refuses the stack rather than PGO the cluster.
+// +kubebuilder:validation:XValidation:rule="has(self.hba) != (has(self.connection) || has(self.databases) || has(self.method) || has(self.options) || has(self.users))",message="each of postgres.authentication.rules sets either hba (one pg_hba.conf line) or connection and method (with databases, users, options), not both"
+// +kubebuilder:validation:XValidation:rule="has(self.hba) || (has(self.connection) && has(self.method))",message="each of postgres.authentication.rules without hba needs connection and method"
+// +kubebuilder:validation:XValidation:rule="has(self.hba) || !has(self.method) || self.method != 'ldap' || (has(self.options) && ['ldapbasedn', 'ldapprefix', 'ldapsuffix'].exists(k, k in self.options))",message="a postgres.authentication.rules method ldap needs an ldapbasedn, ldapprefix or ldapsuffix option"
+// +kubebuilder:validation:XValidation:rule="has(self.hba) || !has(self.method) || self.method != 'ldap' || !has(self.options) || [['ldapprefix', 'ldapsuffix'], ['ldapbasedn', 'ldapbinddn', 'ldapbindpasswd', 'ldapsearchattribute', 'ldapsearchfilter']].exists_one(a, a.exists(k, k in self.options))",message="a postgres.authentication.rules method ldap cannot combine the ldapprefix or ldapsuffix options with ldapbasedn, ldapbinddn, ldapbindpasswd, ldapsearchattribute or ldapsearchfilter"
+// +kubebuilder:validation:XValidation:rule="has(self.hba) || !has(self.method) || self.method != 'radius' || (has(self.options) && ['radiusservers', 'radiussecrets'].all(k, k in self.options))",message="a postgres.authentication.rules method radius needs the radiusservers and radiussecrets options"
+type HBARule struct {
+	// hba is one line of pg_hba.conf, such as "hostssl all all all
+	// scram-sha-256"; it may not include other files.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:Pattern=`^[[:print:]]+$`
+	// +kubebuilder:validation:XValidation:rule="!self.trim().startsWith('include')",message="postgres.authentication.rules[].hba cannot include other files"
+	// +optional
+	HBA string `json:"hba,omitempty"`
+
+	// connection is the transport the rule matches: host, hostssl,
+	// hostnossl, hostgssenc, hostnogssenc or local.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:Pattern=`^[-a-z0-9]+$`
+	// +optional
+	Connection string `json:"connection,omitempty"`
+
+	// databases the rule matches; empty matches all.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Databases []string `json:"databases,omitempty"`
+
+	// users the rule matches; empty matches all.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Users []string `json:"users,omitempty"`
+
+	// method authenticates a matching connection, such as scram-sha-256,
+	// cert, ldap or reject (refuse it). PGO refuses trust, which lets
+	// anyone in without a password.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:Pattern=`^[-a-z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != 'trust'",message="postgres.authentication.rules[].method trust is refused: it is unsafe (PGO refuses it too)"
+	// +optional
+	Method string `json:"method,omitempty"`
+
+	// options of the method, such as clientcert: verify-full or ldapserver.
+	// +mapType=atomic
+	// +kubebuilder:validation:MaxProperties=20
+	// +optional
+	Options map[string]intstr.IntOrString `json:"options,omitempty"`
+}
+
+// ServiceMetadata is metadata PGO puts on one Service, beside
+// postgres.metadata's.
+type ServiceMetadata struct {
+	// annotations of the Service, such as a cloud load balancer's settings.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// labels of the Service.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Service is the type and metadata of PostgreSQL's primary Service.
+type Service struct {
+	// type of the Service: ClusterIP (PGO's default), NodePort or
+	// LoadBalancer. PGO picks the node port.
+	// +optional
+	Type ServiceType `json:"type,omitempty"`
+
+	ServiceMetadata `json:",inline"`
+}
+
 // Backups configures pgBackRest.
 // +kubebuilder:validation:XValidation:rule="!has(self.enabled) || self.enabled || !has(self.repos)",fieldPath=".repos",message="postgres.backups.repos cannot be set while postgres.backups.enabled is false"
+// +kubebuilder:validation:XValidation:rule="!has(self.repoHostResources) || !has(self.repos) || self.repos.exists(r, has(r.volume))",fieldPath=".repoHostResources",message="postgres.backups.repoHostResources needs a repository on a volume: PGO runs a repo host only for those"
 type Backups struct {
 	// enabled turns pgBackRest on (the default) or off.
 	// +kubebuilder:default=true
@@ -345,6 +529,17 @@ type Backups struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// repoHostResources are the CPU and memory of the pgBackRest repo host,
+	// the pod PGO runs for repositories on a volume (so it needs one: repo1
+	// is one unless repos says otherwise).
+	// +optional
+	RepoHostResources *corev1.ResourceRequirements `json:"repoHostResources,omitempty"`
+
+	// jobResources are the CPU and memory of pgBackRest's backup Jobs:
+	// scheduled, on request, and the one that seeds replicas.
+	// +optional
+	JobResources *corev1.ResourceRequirements `json:"jobResources,omitempty"`
 
 	// maxBackupAge: BackupsHealthy turns False when no backup (scheduled or
 	// manual, of any repository) has completed within it, such as "26h"
@@ -689,6 +884,10 @@ type Pooler struct {
 	// +kubebuilder:default=ClusterIP
 	// +optional
 	ServiceType ServiceType `json:"serviceType,omitempty"`
+
+	// service is metadata for the PgBouncer Service (its type is serviceType).
+	// +optional
+	Service *ServiceMetadata `json:"service,omitempty"`
 
 	// config is PgBouncer's configuration.
 	// +optional

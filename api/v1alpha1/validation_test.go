@@ -108,6 +108,16 @@ func TestTheAPIServerAcceptsStacksAtTheEdges(t *testing.T) {
 		{"a backup to a second configured repo", `{postgres: {backups: {repos: [{name: repo1, volume: {}}, {name: repo2, s3: {bucket: b, endpoint: e, region: r}}]}}, operations: {backup: {token: b1, repoName: repo2}}}`},
 		{"a backup removal naming two repos", `{operations: {backupRemoval: {token: drop-2026-12-02, repos: [repo2, repo3]}}}`},
 		{"a switchover across two instance sets of one", `{postgres: {instances: [{name: a}, {name: b}]}, operations: {switchover: {token: s1}}}`},
+		{"every kind of authentication rule PGO takes", `{postgres: {authentication: {rules: [` +
+			`{hba: "hostssl all all all scram-sha-256"}, ` +
+			`{connection: hostssl, method: ldap, options: {ldapserver: ldap.example.com, ldapprefix: "cn=", ldapsuffix: ",dc=example,dc=com"}}, ` +
+			`{connection: hostssl, method: ldap, options: {ldapserver: ldap.example.com, ldapbasedn: "dc=example,dc=com", ldapsearchattribute: uid}}, ` +
+			`{connection: host, method: radius, options: {radiusservers: r.example.com, radiussecrets: s}}, ` +
+			`{connection: hostssl, method: cert, databases: [app], users: [app], options: {clientcert: verify-full}}, ` +
+			`{connection: host, method: reject}]}}}`},
+		{"repo host resources for the default repo1 volume", `{postgres: {backups: {repoHostResources: {requests: {cpu: 100m}}}}}`},
+		{"a tablespace name of 52 characters", `{postgres: {instances: [{name: a, tablespaces: [{name: ` + strings.Repeat("t", 52) + `, storage: 1Gi}]}]}}`},
+		{"a primary Service with annotations only", `{postgres: {service: {annotations: {a: b}}}}`},
 	}
 	ctx := context.Background()
 	for i, tt := range tests {
@@ -177,6 +187,14 @@ func TestTheAPIServerRefusesChangesThatCannotWork(t *testing.T) {
 		{"instance storage class changes", `{postgres: {instances: [{name: a, storageClass: fast}]}}`, `{postgres: {instances: [{name: a, storageClass: slow}]}}`, "postgres.instances[].storageClass cannot change"},
 		{"a new instance set on another class", `{postgres: {instances: [{name: a, storageClass: fast}]}}`, `{postgres: {instances: [{name: a, storageClass: fast}, {name: b, storageClass: slow}]}}`, ""},
 		{"repo volume storage class changes", `{postgres: {backups: {repos: [{name: repo1, volume: {storageClass: fast}}]}}}`, `{postgres: {backups: {repos: [{name: repo1, volume: {storageClass: slow}}]}}}`, "postgres.backups.repos[].volume.storageClass cannot change"},
+		{"WAL volume shrinks", `{postgres: {instances: [{name: a, walVolume: {storage: 2Gi}}]}}`, `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi}}]}}`, "storage may only grow"},
+		{"WAL volume grows", `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi}}]}}`, `{postgres: {instances: [{name: a, walVolume: {storage: 2Gi}}]}}`, ""},
+		{"WAL volume storage class changes", `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi, storageClass: fast}}]}}`, `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi, storageClass: slow}}]}}`, "storageClass cannot change"},
+		{"a WAL volume is added", `{postgres: {instances: [{name: a}]}}`, `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi}}]}}`, ""},
+		{"a WAL volume is removed (PGO moves the WAL back)", `{postgres: {instances: [{name: a, walVolume: {storage: 1Gi}}]}}`, `{postgres: {instances: [{name: a}]}}`, ""},
+		{"tablespace shrinks", `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 2Gi}]}]}}`, `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 1Gi}]}]}}`, "storage may only grow"},
+		{"tablespace storage class changes", `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 1Gi, storageClass: fast}]}]}}`, `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 1Gi, storageClass: slow}]}]}}`, "storageClass cannot change"},
+		{"a tablespace is added", `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 1Gi}]}]}}`, `{postgres: {instances: [{name: a, tablespaces: [{name: t, storage: 1Gi}, {name: u, storage: 1Gi}]}]}}`, ""},
 		{"clone source changes", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1}}}`, `{postgres: {cloneFrom: {clusterName: b, repoName: repo1}}}`, "postgres.cloneFrom cannot change once set"},
 		{"clone source is removed after the clone", `{postgres: {cloneFrom: {clusterName: a, repoName: repo1}}}`, `{postgres: {}}`, ""},
 		{"operator namespace changes", `{operator: {namespace: operators}}`, `{operator: {namespace: elsewhere}}`, "operator.namespace is immutable"},

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -89,6 +90,9 @@ func clusterSpec(pg *v1alpha1.PostgresSpec) (map[string]any, error) {
 	if pg.Image != "" {
 		spec["image"] = pg.Image
 	}
+	if err := setJSON(spec, "imagePullSecrets", pg.ImagePullSecrets); err != nil {
+		return nil, fmt.Errorf("spec.postgres.imagePullSecrets: %w", err)
+	}
 	if m := pg.Metadata; m != nil && (len(m.Labels) > 0 || len(m.Annotations) > 0) {
 		v, err := jsonValue(m)
 		if err != nil {
@@ -96,12 +100,18 @@ func clusterSpec(pg *v1alpha1.PostgresSpec) (map[string]any, error) {
 		}
 		spec["metadata"] = v
 	}
-	if len(pg.Parameters) > 0 {
-		v, err := jsonValue(pg.Parameters)
-		if err != nil {
-			return nil, fmt.Errorf("spec.postgres.parameters: %w", err)
-		}
-		spec["config"] = map[string]any{"parameters": v}
+	config := map[string]any{}
+	if err := setJSON(config, "parameters", pg.Parameters); err != nil {
+		return nil, fmt.Errorf("spec.postgres.parameters: %w", err)
+	}
+	if err := setJSON(config, "files", pg.ConfigFiles); err != nil {
+		return nil, fmt.Errorf("spec.postgres.configFiles: %w", err)
+	}
+	if len(config) > 0 {
+		spec["config"] = config
+	}
+	if err := setJSON(spec, "authentication", pg.Authentication); err != nil {
+		return nil, fmt.Errorf("spec.postgres.authentication: %w", err)
 	}
 	if len(pg.Users) > 0 {
 		users := make([]any, 0, len(pg.Users))
@@ -174,6 +184,15 @@ func clusterSpec(pg *v1alpha1.PostgresSpec) (map[string]any, error) {
 			spec["customReplicationTLSSecret"] = map[string]any{"name": t.CustomReplicationTLSSecret}
 		}
 	}
+	if s := pg.Service; s != nil {
+		service, err := serviceSpec(s.Type, &s.ServiceMetadata)
+		if err != nil {
+			return nil, fmt.Errorf("spec.postgres.service: %w", err)
+		}
+		if len(service) > 0 {
+			spec["service"] = service
+		}
+	}
 	if p := pg.Pooler; p != nil && *p.Enabled {
 		bouncer, err := pgBouncer(p, pg.Scheduling)
 		if err != nil {
@@ -194,6 +213,24 @@ func instanceSets(pg *v1alpha1.PostgresSpec) ([]any, error) {
 		}
 		if err := setJSON(set, "resources", in.Resources); err != nil {
 			return nil, fmt.Errorf("spec.postgres.instances[%d].resources: %w", i, err)
+		}
+		if w := in.WALVolume; w != nil {
+			claim, err := volumeClaim(w)
+			if err != nil {
+				return nil, fmt.Errorf("spec.postgres.instances[%d].walVolume: %w", i, err)
+			}
+			set["walVolumeClaimSpec"] = claim
+		}
+		if len(in.Tablespaces) > 0 {
+			tablespaces := make([]any, 0, len(in.Tablespaces))
+			for j, t := range in.Tablespaces {
+				claim, err := volumeClaim(&t.Volume)
+				if err != nil {
+					return nil, fmt.Errorf("spec.postgres.instances[%d].tablespaces[%d]: %w", i, j, err)
+				}
+				tablespaces = append(tablespaces, map[string]any{"name": t.Name, "dataVolumeClaimSpec": claim})
+			}
+			set["tablespaceVolumes"] = tablespaces
 		}
 		scheduling := pg.Scheduling
 		if in.Scheduling != nil {
@@ -216,6 +253,16 @@ func volumeClaimSpec(storage, storageClass string) map[string]any {
 		claim["storageClassName"] = storageClass
 	}
 	return claim
+}
+
+// volumeClaim renders a Volume's claim, its size written as the data
+// volume's is (canonical: 1024Mi is 1Gi).
+func volumeClaim(v *v1alpha1.Volume) (map[string]any, error) {
+	q, err := resource.ParseQuantity(v.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return volumeClaimSpec(q.String(), v.StorageClass), nil
 }
 
 // backupsSpec renders spec.backups, or nil when backups are disabled.
@@ -278,6 +325,9 @@ func backupsSpec(pg *v1alpha1.PostgresSpec) (map[string]any, error) {
 		if err := applyScheduling(repoHost, pg.Scheduling, true); err != nil {
 			return nil, fmt.Errorf("spec.postgres.scheduling: %w", err)
 		}
+		if err := setJSON(repoHost, "resources", b.RepoHostResources); err != nil {
+			return nil, fmt.Errorf("spec.postgres.backups.repoHostResources: %w", err)
+		}
 		if len(repoHost) > 0 {
 			pgbackrest["repoHost"] = repoHost
 		}
@@ -285,6 +335,9 @@ func backupsSpec(pg *v1alpha1.PostgresSpec) (map[string]any, error) {
 	jobs := map[string]any{}
 	if err := applyScheduling(jobs, pg.Scheduling, false); err != nil {
 		return nil, fmt.Errorf("spec.postgres.scheduling: %w", err)
+	}
+	if err := setJSON(jobs, "resources", b.JobResources); err != nil {
+		return nil, fmt.Errorf("spec.postgres.backups.jobResources: %w", err)
 	}
 	if len(jobs) > 0 {
 		pgbackrest["jobs"] = jobs
@@ -378,9 +431,13 @@ func dataSource(c *v1alpha1.CloneFrom) map[string]any {
 }
 
 func pgBouncer(p *v1alpha1.Pooler, scheduling *v1alpha1.Scheduling) (map[string]any, error) {
+	service, err := serviceSpec(p.ServiceType, p.Service)
+	if err != nil {
+		return nil, fmt.Errorf("spec.postgres.pooler.service: %w", err)
+	}
 	bouncer := map[string]any{
 		"replicas": int64(*p.Replicas),
-		"service":  map[string]any{"type": string(p.ServiceType)},
+		"service":  service,
 	}
 	if p.Image != "" {
 		bouncer["image"] = p.Image
@@ -399,6 +456,19 @@ func pgBouncer(p *v1alpha1.Pooler, scheduling *v1alpha1.Scheduling) (map[string]
 		return nil, fmt.Errorf("spec.postgres.scheduling: %w", err)
 	}
 	return bouncer, nil
+}
+
+// serviceSpec renders one of PGO's Service specs: the type when given and
+// the metadata when it holds anything.
+func serviceSpec(t v1alpha1.ServiceType, m *v1alpha1.ServiceMetadata) (map[string]any, error) {
+	service := map[string]any{}
+	if t != "" {
+		service["type"] = string(t)
+	}
+	if err := setJSON(service, "metadata", m); err != nil {
+		return nil, err
+	}
+	return service, nil
 }
 
 // applyScheduling writes affinity (with the node selector folded in),

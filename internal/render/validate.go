@@ -98,8 +98,10 @@ func validateRestoreOptions(options []string, path *field.Path) field.ErrorList 
 }
 
 var (
-	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	repoNames = map[v1alpha1.RepoName]bool{"repo1": true, "repo2": true, "repo3": true, "repo4": true}
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// tablespaceName is PGO's pattern for a tablespace volume's name.
+	tablespaceName = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+	repoNames      = map[v1alpha1.RepoName]bool{"repo1": true, "repo2": true, "repo3": true, "repo4": true}
 )
 
 func validatePostgres(spec *v1alpha1.PostgresSpec, path *field.Path) field.ErrorList {
@@ -116,20 +118,35 @@ func validatePostgres(spec *v1alpha1.PostgresSpec, path *field.Path) field.Error
 		errs = append(errs, field.Invalid(path.Child("replicas"), *spec.Replicas, "must be at least 1"))
 	}
 	errs = append(errs, positiveQuantity(spec.Storage, path.Child("storage"))...)
-	names := map[string]bool{}
+	sets := map[string]bool{}
 	for i, set := range spec.Instances {
 		p := path.Child("instances").Index(i)
-		if !dnsLabel.MatchString(set.Name) || len(set.Name) > 32 {
-			errs = append(errs, field.Invalid(p.Child("name"), set.Name, "must be a lowercase DNS label of at most 32 characters"))
-		}
-		if names[set.Name] {
-			errs = append(errs, field.Duplicate(p.Child("name"), set.Name))
-		}
-		names[set.Name] = true
+		errs = append(errs, checkName(sets, set.Name, dnsLabel.MatchString(set.Name) && len(set.Name) <= 32,
+			"must be a lowercase DNS label of at most 32 characters", p.Child("name"))...)
 		if set.Replicas < 0 {
 			errs = append(errs, field.Invalid(p.Child("replicas"), set.Replicas, "must be at least 1"))
 		}
 		errs = append(errs, positiveQuantity(set.Storage, p.Child("storage"))...)
+		if set.WALVolume != nil {
+			errs = append(errs, validateVolume(set.WALVolume, p.Child("walVolume"))...)
+		}
+		tablespaces := map[string]bool{}
+		for j, t := range set.Tablespaces {
+			tp := p.Child("tablespaces").Index(j)
+			errs = append(errs, checkName(tablespaces, t.Name, tablespaceName.MatchString(t.Name) && len(t.Name) <= 52,
+				"must be lowercase letters and digits, starting with a letter, at most 52 characters", tp.Child("name"))...)
+			errs = append(errs, validateVolume(&t.Volume, tp)...)
+		}
+	}
+	secrets := map[string]bool{}
+	for i, secret := range spec.ImagePullSecrets {
+		errs = append(errs, checkName(secrets, secret.Name, secret.Name != "",
+			"each of postgres.imagePullSecrets needs a name", path.Child("imagePullSecrets").Index(i).Child("name"))...)
+	}
+	if a := spec.Authentication; a != nil {
+		for i, rule := range a.Rules {
+			errs = append(errs, validateHBARule(rule, path.Child("authentication", "rules").Index(i))...)
+		}
 	}
 	if spec.SyncReplication && !atLeastTwoInstances(spec) {
 		errs = append(errs, field.Invalid(path.Child("syncReplication"), true, "needs at least two PostgreSQL instances"))
@@ -221,6 +238,9 @@ func validateBackups(b *v1alpha1.Backups, path *field.Path) field.ErrorList {
 	if b.Enabled != nil && !*b.Enabled && len(b.Repos) > 0 {
 		errs = append(errs, field.Forbidden(path.Child("repos"), "cannot be set while postgres.backups.enabled is false"))
 	}
+	if b.RepoHostResources != nil && len(b.Repos) > 0 && !hasVolumeRepo(b.Repos) {
+		errs = append(errs, field.Forbidden(path.Child("repoHostResources"), "needs a repository on a volume: PGO runs a repo host only for those"))
+	}
 	if len(b.Repos) > 4 {
 		errs = append(errs, field.TooMany(path.Child("repos"), len(b.Repos), 4))
 	}
@@ -247,6 +267,85 @@ func validateBackups(b *v1alpha1.Backups, path *field.Path) field.ErrorList {
 			if _, twice := b.Global[key]; twice {
 				errs = append(errs, field.Duplicate(path.Child("global").Key(key), fmt.Sprintf("%s is also set by postgres.backups.repos[%d]", key, i)))
 			}
+		}
+	}
+	return errs
+}
+
+// checkName judges the name of one item of a list keyed by name: refused
+// with why unless valid, and as a duplicate when an earlier item of the
+// list (recorded in seen) has it.
+func checkName(seen map[string]bool, name string, valid bool, why string, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if !valid {
+		errs = append(errs, field.Invalid(path, name, why))
+	} else if seen[name] {
+		errs = append(errs, field.Duplicate(path, name))
+	}
+	seen[name] = true
+	return errs
+}
+
+func hasVolumeRepo(repos []v1alpha1.BackupRepo) bool {
+	for _, r := range repos {
+		if r.Volume != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// validateVolume mirrors the CRD's rules on a v1alpha1.Volume.
+func validateVolume(v *v1alpha1.Volume, path *field.Path) field.ErrorList {
+	if v.Storage == "" {
+		return field.ErrorList{field.Required(path.Child("storage"), "the size of the volume")}
+	}
+	q, err := resource.ParseQuantity(v.Storage)
+	if err != nil {
+		return field.ErrorList{field.Invalid(path.Child("storage"), v.Storage, "must be a quantity such as 10Gi")}
+	}
+	return positiveQuantity(&q, path.Child("storage"))
+}
+
+// validateHBARule mirrors the CRD's rules on a v1alpha1.HBARule, which are
+// PGO's own rules on an authentication rule (PGO v5.8.9
+// pkg/apis/postgres-operator.crunchydata.com/v1beta1/postgres_types.go:89-163).
+func validateHBARule(r v1alpha1.HBARule, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	structured := r.Connection != "" || r.Databases != nil || r.Method != "" || r.Options != nil || r.Users != nil
+	switch {
+	case r.HBA != "" && structured:
+		errs = append(errs, field.Invalid(path, r.HBA, "sets either hba (one pg_hba.conf line) or connection and method (with databases, users, options), not both"))
+	case r.HBA == "" && (r.Connection == "" || r.Method == ""):
+		errs = append(errs, field.Required(path, "without hba, needs connection and method"))
+	}
+	if strings.HasPrefix(strings.TrimSpace(r.HBA), "include") {
+		errs = append(errs, field.Invalid(path.Child("hba"), r.HBA, "cannot include other files"))
+	}
+	if r.Method == "trust" {
+		errs = append(errs, field.Invalid(path.Child("method"), r.Method, "trust is refused: it is unsafe (PGO refuses it too)"))
+	}
+	if r.HBA != "" {
+		return errs
+	}
+	has := func(keys ...string) bool {
+		for _, k := range keys {
+			if _, ok := r.Options[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	switch r.Method {
+	case "ldap":
+		if !has("ldapbasedn", "ldapprefix", "ldapsuffix") {
+			errs = append(errs, field.Required(path.Child("options"), "method ldap needs an ldapbasedn, ldapprefix or ldapsuffix option"))
+		} else if has("ldapprefix", "ldapsuffix") && has("ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter") {
+			errs = append(errs, field.Invalid(path.Child("options"), r.Options, "method ldap cannot combine the ldapprefix or ldapsuffix options with ldapbasedn, ldapbinddn, ldapbindpasswd, ldapsearchattribute or ldapsearchfilter"))
+		}
+	case "radius":
+		if !has("radiusservers") || !has("radiussecrets") {
+			errs = append(errs, field.Required(path.Child("options"), "method radius needs the radiusservers and radiussecrets options"))
 		}
 	}
 	return errs
