@@ -39,18 +39,50 @@ func TestNoImageForTheVersionStallsAndAppliesNothing(t *testing.T) {
 	}
 
 	// OLM merges the Subscription's config.env into PGO's container.
-	eventually(t, "Subscription config.env supplies PostgreSQL 14", func() (bool, error) {
-		got := &operatorsv1alpha1.Subscription{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sub), got); err != nil {
-			return false, err
-		}
-		got.Spec.Config = &operatorsv1alpha1.SubscriptionConfig{Env: []corev1.EnvVar{
-			{Name: "RELATED_IMAGE_POSTGRES_14", Value: "mirror.example.com/crunchy-postgres:ubi9-14.19-2633"}}}
-		err := k8s.Update(ctx, got)
-		return err == nil, ignoreConflict(err)
-	})
+	setSubscriptionEnv(t, sub, corev1.EnvVar{Name: "RELATED_IMAGE_POSTGRES_14", Value: "mirror.example.com/crunchy-postgres:ubi9-14.19-2633"})
 	getPostgresCluster(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+// PGO 5.8.9 as released leaves its TablespaceVolumes feature gate off and
+// would ignore tablespaces without a word: the stack stalls saying how to
+// turn it on, and nothing is applied until PGO's environment does.
+func TestTablespacesWithoutPGOsFeatureGateStallAndApplyNothing(t *testing.T) {
+	ctx := context.Background()
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, func(s *platformv1alpha1.PostgresStack) {
+		s.Spec.Postgres.Instances = []platformv1alpha1.InstanceSet{{Name: "instance1",
+			Tablespaces: []platformv1alpha1.Tablespace{{Name: "archive", Volume: platformv1alpha1.Volume{Storage: "5Gi"}}}}}
+	}))
+	sub := o.installFirst(pkg, csv5_8_9)
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionTrue, platformv1alpha1.ReasonTablespacesNeedFeatureGate,
+		"PGO 5.8.9 ignores tablespaces unless its TablespaceVolumes feature gate is on", "PGO_FEATURE_GATES is unset")
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hippo"}, pgo.NewPostgresCluster()); !apierrors.IsNotFound(err) {
+		t.Fatalf("a PostgresCluster whose tablespaces PGO would ignore was applied (get: %v)", err)
+	}
+
+	setSubscriptionEnv(t, sub, corev1.EnvVar{Name: pgo.EnvFeatureGates, Value: "TablespaceVolumes=true"})
+	pc := getPostgresCluster(t, ns, "hippo")
+	if sets, _, _ := unstructured.NestedSlice(pc.Object, "spec", "instances"); len(sets) != 1 || sets[0].(map[string]any)["tablespaceVolumes"] == nil {
+		t.Errorf("spec.instances = %v, want instance1 with its tablespaceVolumes", sets)
+	}
+	waitCondition(t, stack, platformv1alpha1.ConditionStalled, metav1.ConditionFalse, "")
+}
+
+// setSubscriptionEnv sets the Subscription's spec.config.env, which OLM
+// merges into PGO's container over the CSV's env.
+func setSubscriptionEnv(t *testing.T, sub *operatorsv1alpha1.Subscription, env ...corev1.EnvVar) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("Subscription config.env set to %v", env), func() (bool, error) {
+		got := &operatorsv1alpha1.Subscription{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(sub), got); err != nil {
+			return false, err
+		}
+		got.Spec.Config = &operatorsv1alpha1.SubscriptionConfig{Env: env}
+		err := k8s.Update(context.Background(), got)
+		return err == nil, ignoreConflict(err)
+	})
 }
 
 func TestTheStacksOwnImageNeedsNoDefault(t *testing.T) {

@@ -73,11 +73,16 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			return err
 		}
 		// PGO would refuse a cluster it has no PostgreSQL image for and never
-		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128):
+		// observe it (PGO v5.8.9 internal/controller/postgrescluster/controller.go:118-128),
+		// and would silently ignore tablespaces without its feature gate:
 		// say so before applying anything.
 		if sc.images != nil {
 			if msg, missing := sc.images.MissingPostgresImage(pgo.ImageRequestFor(desired), version); missing {
 				obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonNoImageForVersion, Message: msg}
+				return nil
+			}
+			if msg, refused := sc.images.TablespacesRefused(desired, version); refused {
+				obs.Problem = &status.Problem{Reason: platformv1alpha1.ReasonTablespacesNeedFeatureGate, Message: msg}
 				return nil
 			}
 		}

@@ -64,6 +64,11 @@ const (
 	// ships no PostgreSQL image for the stack's major version (and PostGIS
 	// version); nothing is applied, since PGO would refuse the cluster.
 	ReasonNoImageForVersion = "NoImageForVersion"
+	// ReasonTablespacesNeedFeatureGate: an instance set has tablespaces,
+	// and the installed PGO's environment leaves its TablespaceVolumes
+	// feature gate off (PGO_FEATURE_GATES); nothing is applied, since PGO
+	// would ignore the tablespaces without a word.
+	ReasonTablespacesNeedFeatureGate = "TablespacesNeedFeatureGate"
 
 	// Stalled alone, with ClusterReady and Ready left as PGO's readiness has
 	// them: a change pgstack holds back rather than apply.
