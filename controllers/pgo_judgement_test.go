@@ -134,11 +134,7 @@ func TestPGOsRefusalStallsTheStackWithPGOsReason(t *testing.T) {
 // server returned, whose generation PGO has not observed, not the object it
 // sent (which has no status, and so would read as stopped at once).
 func TestAShutDownClusterIsReadyOncePGOHasStoppedIt(t *testing.T) {
-	o := newInstallNamespace(t, "operators")
-	ns := newNamespace(t, "team-a")
-	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
-	o.installFirst(pkg, csv5_8_9)
-	getPostgresCluster(t, ns, "hippo")
+	_, ns, stack := installedHippo(t)
 	pgoReportsReady(t, ns, "hippo")
 	waitCondition(t, stack, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 

@@ -309,11 +309,7 @@ func TestDriftOnOwnedFieldsIsRestoredOthersLeftAlone(t *testing.T) {
 }
 
 func TestDeleteWithRetainLeavesTheDatabase(t *testing.T) {
-	o := newInstallNamespace(t, "operators")
-	ns := newNamespace(t, "team-a")
-	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
-	o.installFirst(pkg, csv5_8_9)
-	getPostgresCluster(t, ns, "hippo")
+	o, ns, stack := installedHippo(t)
 	// Foreground deletion needs the garbage collector, which envtest does not
 	// run; with no owner reference under Retain, GC has nothing to cascade to.
 	must(t, k8s.Delete(context.Background(), stack))
@@ -420,11 +416,7 @@ func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
 // finalizer before the owner reference, so that a deletion from then on
 // deletes the PostgresCluster as asked.
 func TestSwitchingToDeleteAddsTheFinalizerThenTheOwnerReference(t *testing.T) {
-	o := newInstallNamespace(t, "operators")
-	ns := newNamespace(t, "team-a")
-	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
-	o.installFirst(pkg, csv5_8_9)
-	getPostgresCluster(t, ns, "hippo")
+	_, ns, stack := installedHippo(t)
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
 	eventually(t, "the stack owns its PostgresCluster under Delete", func() (bool, error) {
 		return len(getPostgresCluster(t, ns, "hippo").GetOwnerReferences()) == 1, nil
@@ -445,11 +437,7 @@ func TestSwitchingToDeleteAddsTheFinalizerThenTheOwnerReference(t *testing.T) {
 // (finalizer) under Delete, and never left owned by a stack that is gone
 // without its policy carried out.
 func TestSwitchingToDeleteThenDeletingAtOnceNeverLosesDataUnasked(t *testing.T) {
-	o := newInstallNamespace(t, "operators")
-	ns := newNamespace(t, "team-a")
-	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
-	o.installFirst(pkg, csv5_8_9)
-	getPostgresCluster(t, ns, "hippo")
+	_, ns, stack := installedHippo(t)
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
 	must(t, k8s.Delete(context.Background(), stack))
 	eventually(t, "stack gone", func() (bool, error) {

@@ -489,3 +489,16 @@ func createCatalog(c client.Client) error {
 		Spec:       operatorsv1alpha1.CatalogSourceSpec{SourceType: operatorsv1alpha1.SourceTypeGrpc, Address: "127.0.0.1:50051"},
 	})
 }
+
+// installedHippo is the common start: stack hippo in a new namespace, PGO
+// 5.8.9 installed for it through a new install namespace, and its
+// PostgresCluster applied.
+func installedHippo(t *testing.T) (*olm, string, *platformv1alpha1.PostgresStack) {
+	t.Helper()
+	o := newInstallNamespace(t, "operators")
+	ns := newNamespace(t, "team-a")
+	stack := createStack(t, newStack(ns, "hippo", o.ns, nil))
+	o.installFirst(pkg, csv5_8_9)
+	getPostgresCluster(t, ns, "hippo")
+	return o, ns, stack
+}
