@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/pgstack/pgstack/test/auditlog"
+	"github.com/pgstack/pgstack/test/cluster"
 )
 
 // The kube-apiserver's audit log is how the bench counts the manager's
-// writes by resource: only the write verbs of the manager's ServiceAccount
-// are logged (so logging costs nothing for the baseline's client, PGO or
-// OLM).
-var managerWrites = auditlog.Rule{Users: []string{managerUser}, Verbs: auditlog.WriteVerbs}
+// writes by resource, and PGO's beside them: only the write verbs of the
+// manager's and PGO's ServiceAccounts are logged (nothing for the
+// baseline's client or OLM; PGO's in both runs alike).
+var auditedWrites = auditlog.Rule{Users: []string{managerUser, cluster.PGOUser}, Verbs: auditlog.WriteVerbs}
 
 // writesSource says, in the output, where writes_per_stack comes from.
 const writesSource = "kube-apiserver audit log: create/update/patch/delete requests by the manager's ServiceAccount (" + managerUser + "), by resource; events included"
@@ -66,7 +67,12 @@ type auditLog struct {
 	// clusterWritten is when the manager's first write of each
 	// PostgresCluster (namespace/name) completed: when it came to exist.
 	clusterWritten map[string]time.Time
+	// pgo counts PGO's writes, of every resource.
+	pgo float64
 }
+
+// pgoWrites is how many writes PGO made, as of the last read.
+func (a *auditLog) pgoWrites() float64 { return a.pgo }
 
 // clusterWrittenAt is when the manager's first write of the PostgresCluster
 // key (namespace/name) completed, by the API server's clock.
@@ -128,6 +134,10 @@ func (a *auditLog) read() (writeCounts, error) {
 			return nil, fmt.Errorf("decode audit event %q: %w", line, err)
 		}
 		if ev.Stage != "ResponseComplete" || ev.ObjectRef == nil {
+			continue
+		}
+		if ev.User.Username == cluster.PGOUser {
+			a.pgo++
 			continue
 		}
 		resource := ev.ObjectRef.Resource

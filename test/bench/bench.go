@@ -99,7 +99,10 @@ type Round struct {
 	ReadyLagP50ms float64 `json:"ready_lag_p50_ms"`
 	ReadyLagP99ms float64 `json:"ready_lag_p99_ms"`
 
-	WritesPerStack           float64            `json:"writes_per_stack"`
+	WritesPerStack float64 `json:"writes_per_stack"`
+	// PGOWritesPerCluster is PGO's writes (every resource) over the same
+	// span, per PostgresCluster: the work pgstack's writes sit beside.
+	PGOWritesPerCluster      float64            `json:"pgo_writes_per_cluster"`
 	WritesPerStackByResource map[string]float64 `json:"writes_per_stack_by_resource"`
 	// ClientWritesPerStack is the manager's own count (rest_client_requests_total), a cross-check.
 	ClientWritesPerStack float64 `json:"client_writes_per_stack"`
@@ -217,6 +220,7 @@ func printTable(out io.Writer, res *Results) {
 	for _, resource := range resources(res.Rounds) {
 		row("  API server ms per write, "+resource, f("%.1f", func(r Round) float64 { return r.WriteLatencyMs[resource] }), "")
 	}
+	row("  PGO's writes per cluster, same span", f("%.1f", func(r Round) float64 { return r.PGOWritesPerCluster }), "")
 	row("  (manager's own count)", f("%.2f", func(r Round) float64 { return r.ClientWritesPerStack }), "")
 	row("reconciles per stack", f("%.2f", func(r Round) float64 { return r.ReconcilesPerStack }), "")
 	row("idle_writes_per_min", f("%.1f", func(r Round) float64 { return r.IdleWritesPerMin }), "0")

@@ -38,7 +38,7 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		"stacks": float64(r.Stacks), "waiting_stacks": float64(r.WaitingStacks),
 		"namespaces": float64(r.Namespaces), "copied_csvs": float64(r.CopiedCSVs),
 		"seconds_to_all_ready": r.SecondsToAllReady, "baseline_seconds": r.BaselineSeconds, "ratio_to_baseline": r.RatioToBaseline,
-		"writes_per_stack": r.WritesPerStack, "client_writes_per_stack": r.ClientWritesPerStack, "reconciles_per_stack": r.ReconcilesPerStack,
+		"writes_per_stack": r.WritesPerStack, "pgo_writes_per_cluster": r.PGOWritesPerCluster, "client_writes_per_stack": r.ClientWritesPerStack, "reconciles_per_stack": r.ReconcilesPerStack,
 		"idle_seconds": r.IdleSeconds, "peak_rss_mib": r.PeakRSSMiB,
 		"install_seconds": r.InstallSeconds, "csv_to_cluster_p50_ms": r.CSVToClusterP50ms, "csv_to_cluster_p99_ms": r.CSVToClusterP99ms,
 		"csv_to_cluster_max_ms": r.CSVToClusterMaxms, "waiting_writes_per_stack": r.WaitingWritesPerStack, "round_seconds": r.RoundSeconds,

@@ -48,7 +48,9 @@ func run(manager, out string, managerArgs []string) error {
 	defer stop()
 	res, runErr := Run(ctx, Config{
 		Manager: manager, ManagerArgs: managerArgs, Rounds: rounds, Idle: idle,
-		PhaseTimeout: 10 * time.Minute, CopyTimeout: 10 * time.Minute, DatabaseStart: start, Out: os.Stdout,
+		// PGO's own 2 workers pace the baseline and the operator upgrades
+		// (over 7 minutes for 110 clusters under load): allow 10 s a stack.
+		PhaseTimeout: max(10*time.Minute, time.Duration(stacks)*10*time.Second), CopyTimeout: 10 * time.Minute, DatabaseStart: start, Out: os.Stdout,
 	})
 	if runErr != nil {
 		return runErr

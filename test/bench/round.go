@@ -69,7 +69,7 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	} else {
 		defer say("[N=%d] kept the audit log and the manager's kubeconfig in %s", n, dir)
 	}
-	audit, apiserverArgs, err := auditlog.Enable(dir, managerWrites)
+	audit, apiserverArgs, err := auditlog.Enable(dir, auditedWrites)
 	if err != nil {
 		return Round{}, err
 	}
@@ -393,6 +393,7 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pgoBefore := r.audit.pgoWrites()
 	latencyBefore := r.audit.latency()
 	metricsBefore, err := scrape(ctx, r.mgr)
 	if err != nil {
@@ -431,6 +432,7 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 		return err
 	}
 	writes := writesAfter.minus(writesBefore)
+	r.result.PGOWritesPerCluster = (r.audit.pgoWrites() - pgoBefore) / float64(r.n)
 	r.result.WriteLatencyMs = meanMillis(writesBefore, writesAfter, latencyBefore, r.audit.latency())
 	r.result.WritesPerStack = writes.total() / float64(r.n)
 	r.result.WritesPerStackByResource = map[string]float64{}
@@ -440,8 +442,8 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	delta := metricsAfter.minus(metricsBefore)
 	r.result.ClientWritesPerStack = delta.Writes / float64(r.n)
 	r.result.ReconcilesPerStack = delta.Reconciles / float64(r.n)
-	r.say("[N=%d] pgstack: %.2f writes per stack (%s), %.2f reconciles per stack; objects the manager watches changed: %s",
-		r.n, r.result.WritesPerStack, writes, r.result.ReconcilesPerStack, r.track.changes().minus(changesBefore))
+	r.say("[N=%d] pgstack: %.2f writes per stack (%s; PGO %.1f per cluster), %.2f reconciles per stack; objects the manager watches changed: %s",
+		r.n, r.result.WritesPerStack, writes, r.result.PGOWritesPerCluster, r.result.ReconcilesPerStack, r.track.changes().minus(changesBefore))
 	return nil
 }
 

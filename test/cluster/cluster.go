@@ -52,6 +52,9 @@ const (
 	OperatorsNamespace  = "operators"
 	GlobalOperatorGroup = "global-operators"
 	CatalogSource       = "operatorhubio-catalog"
+	// PGOUser is the ServiceAccount OLM makes from PGO's CSV in the
+	// operators namespace, as the API server (and its audit log) names it.
+	PGOUser = "system:serviceaccount:" + OperatorsNamespace + ":pgo"
 )
 
 // Environment variables naming where the binaries are (the Makefile exports

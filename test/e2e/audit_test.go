@@ -4,11 +4,11 @@ import (
 	"fmt"
 
 	"github.com/pgstack/pgstack/test/auditlog"
+	"github.com/pgstack/pgstack/test/cluster"
 )
 
-// pgoUser is the ServiceAccount OLM makes from PGO's CSV, as the API server
-// names it.
-const pgoUser = "system:serviceaccount:operators:pgo"
+// pgoUser is PGO's ServiceAccount, as the API server names it.
+const pgoUser = cluster.PGOUser
 
 // auditRules log every write to PostgresClusters, whoever makes it, and
 // every request PGO's ServiceAccount makes.
