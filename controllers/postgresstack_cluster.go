@@ -156,6 +156,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if obs.Primary, err = r.primaryOf(ctx, live); err != nil {
 			return err
 		}
+		obs.Restore = pgo.ReadRestore(live, sc.stack.Spec.Postgres, r.written.current(sc.stack).Cluster.Restore)
 		backups := pgo.ReadBackups(pgo.BackupsInput{Live: live, Previous: r.written.current(sc.stack).Backups,
 			MaxAge: sc.stack.Spec.Postgres.Backups.MaxBackupAge, Now: r.now()})
 		obs.Backups, obs.BackupsHealth = backups.Status, backups.Health

@@ -259,6 +259,11 @@ type ClusterStatus struct {
 	// instances is the number of PostgreSQL instances asked for.
 	// +optional
 	Instances int32 `json:"instances,omitempty"`
+	// restore is the last restore PGO ran into this cluster: an in-place
+	// restore (postgres.restore) or the data a clone (postgres.cloneFrom)
+	// was seeded with.
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
 	// primary is the pod Patroni made leader (its role label), where PGO's
 	// <cluster>-primary Service sends connections; empty while there is none.
 	// +optional
@@ -270,6 +275,26 @@ type ClusterStatus struct {
 	// majorUpgrade is the major upgrade under way, or the last one.
 	// +optional
 	MajorUpgrade *MajorUpgradeStatus `json:"majorUpgrade,omitempty"`
+}
+
+// RestoreStatus is a restore PGO ran, as it reports it.
+type RestoreStatus struct {
+	// source says what was restored: "repo1 of this cluster" for an
+	// in-place restore, "repo1 of PostgresCluster ns/hippo" or "the cloud
+	// repository s3://bucket/path" for a clone.
+	Source string `json:"source"`
+	// id is postgres.restore.id of an in-place restore; empty for a clone.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// targetTime is the point in time asked for; absent: the latest backup.
+	// +optional
+	TargetTime *metav1.Time `json:"targetTime,omitempty"`
+	// finished: PGO's restore Job ended; succeeded says how.
+	Finished  bool `json:"finished"`
+	Succeeded bool `json:"succeeded"`
+	// completionTime is when PGO's restore Job completed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }
 
 // MajorUpgradeStep is where a major upgrade is.

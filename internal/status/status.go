@@ -95,6 +95,8 @@ type Cluster struct {
 	Connection *platformv1alpha1.ConnectionStatus
 	// Primary is the instance pod Patroni made leader, if any.
 	Primary string
+	// Restore is the last restore PGO ran into the cluster.
+	Restore *platformv1alpha1.RestoreStatus
 	// Backups is status.backups as read from PGO; BackupsHealth the
 	// BackupsHealthy verdict (nil: the cluster has no backups).
 	Backups       *platformv1alpha1.BackupsStatus
@@ -141,6 +143,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 		s.Cluster.PostgresVersion = int32(o.Cluster.PostgresVersion)
 		s.Cluster.MajorUpgrade = o.Cluster.MajorUpgrade
 		s.Cluster.Primary = o.Cluster.Primary
+		s.Cluster.Restore = o.Cluster.Restore
 		s.Connection = o.Cluster.Connection
 	}
 	s.Operations = previous.Operations
@@ -149,7 +152,7 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	}
 	if o.Deleting {
 		s.Cluster.PostgresVersion, s.Cluster.MajorUpgrade = previous.Cluster.PostgresVersion, previous.Cluster.MajorUpgrade
-		s.Cluster.Primary = previous.Cluster.Primary
+		s.Cluster.Primary, s.Cluster.Restore = previous.Cluster.Primary, previous.Cluster.Restore
 		s.Connection = previous.Connection
 	}
 

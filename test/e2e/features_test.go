@@ -369,9 +369,16 @@ func TestStacksOnRealPGO(t *testing.T) {
 			s.Spec.Postgres.CloneFrom = &platformv1alpha1.CloneFrom{ClusterName: "source", RepoName: "repo1"}
 		})
 		waitCondition(t, clone, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
-		if c := pgoCondition(postgresCluster(t, clone), "PostgresDataInitialized"); c == nil || c["status"] != "True" {
-			t.Errorf("PGO's PostgresDataInitialized = %v on the clone, want True (its restore Job completed)", c)
+		c := pgoCondition(postgresCluster(t, clone), "PostgresDataInitialized")
+		if c == nil || c["status"] != "True" {
+			t.Fatalf("PGO's PostgresDataInitialized = %v on the clone, want True (its restore Job completed)", c)
 		}
+		// The stack says what seeded it, when PGO says the restore completed.
+		waitFor(t, clone, "status.cluster.restore names the source", func(s *platformv1alpha1.PostgresStack) bool {
+			r := s.Status.Cluster.Restore
+			return r != nil && r.Source == "repo1 of PostgresCluster feat-dr/source" && r.Finished && r.Succeeded &&
+				r.CompletionTime != nil && r.CompletionTime.UTC().Format(time.RFC3339) == c["lastTransitionTime"]
+		})
 	})
 
 	t.Run("a point-in-time restore in place runs PGO's restore and ends Ready", func(t *testing.T) {
@@ -388,6 +395,15 @@ func TestStacksOnRealPGO(t *testing.T) {
 			return id == "drill-1" && finished, nil
 		})
 		waitCondition(t, source, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		// The stack reports the restore as PGO recorded it, with the point
+		// in time it asked for.
+		pgoCompletion, _, _ := unstructured.NestedString(postgresCluster(t, source).Object, "status", "pgbackrest", "restore", "completionTime")
+		waitFor(t, source, "status.cluster.restore reports drill-1", func(s *platformv1alpha1.PostgresStack) bool {
+			r := s.Status.Cluster.Restore
+			return r != nil && r.ID == "drill-1" && r.Source == "repo1 of this cluster" && r.Finished && r.Succeeded &&
+				r.TargetTime != nil && r.TargetTime.Equal(&target) &&
+				r.CompletionTime != nil && r.CompletionTime.UTC().Format(time.RFC3339) == pgoCompletion
+		})
 	})
 
 	t.Run("a standby streaming from a primary is Ready without a stanza", func(t *testing.T) {
