@@ -2,6 +2,7 @@ package pgo
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,44 +11,46 @@ import (
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
 )
 
-// restoreComplete is the reason PGO gives PostgresDataInitialized once a
-// restore Job seeded the data (PGO v5.8.9
-// internal/controller/postgrescluster/pgbackrest.go:983-990).
-const restoreComplete = "PGBackRestRestoreComplete"
+// bootstrapRestoreID prefixes the id PGO gives the restore that seeds a new
+// cluster from a data source (a clone), which has no restore annotation
+// (PGO v5.8.9 internal/controller/postgrescluster/cluster.go:362-366).
+const bootstrapRestoreID = "~pgo-bootstrap-"
 
 // ReadRestore reports the last restore PGO ran into live, as the stack asked
-// for it (spec: its postgres section), or previous when PGO says nothing new.
+// for it (spec: its postgres section), or previous when PGO has none.
 //
-// An in-place restore is PGO's status.pgbackrest.restore, which PGO starts
-// with the restore's id and fills from its Job (pgbackrest.go:960-979,
-// 1060-1063). A clone's seeding has no such record: PGO marks it only by
-// PostgresDataInitialized turning True with reason PGBackRestRestoreComplete,
-// when the Job completed (a failed one is RestoreFailed, judged elsewhere).
+// PGO keeps one record, status.pgbackrest.restore: started with the
+// restore's id (an in-place restore's annotation, or ~pgo-bootstrap-<name>
+// for a clone's seeding) and filled from its restore Job (PGO v5.8.9
+// internal/controller/postgrescluster/pgbackrest.go:960-979, 1060-1063).
 func ReadRestore(live *unstructured.Unstructured, spec platformv1alpha1.PostgresSpec, previous *platformv1alpha1.RestoreStatus) *platformv1alpha1.RestoreStatus {
-	if m, ok, _ := unstructured.NestedMap(live.Object, "status", "pgbackrest", "restore"); ok {
-		id, _, _ := unstructured.NestedString(m, "id")
-		finished, _, _ := unstructured.NestedBool(m, "finished")
-		succeeded, _, _ := unstructured.NestedInt64(m, "succeeded")
-		out := &platformv1alpha1.RestoreStatus{ID: id, Finished: finished, Succeeded: succeeded > 0,
-			CompletionTime: metaTime(timeOf(m, "completionTime"))}
-		out.Source = "repo1 of this cluster"
-		if r := spec.Restore; r != nil && r.ID == id {
-			if r.RepoName != "" {
-				out.Source = string(r.RepoName) + " of this cluster"
-			}
-			out.TargetTime = r.TargetTime.DeepCopy()
-		}
-		return out
+	m, ok, _ := unstructured.NestedMap(live.Object, "status", "pgbackrest", "restore")
+	if !ok {
+		return previous
 	}
-	if c := spec.CloneFrom; c != nil {
-		cond := findCondition(live, conditionDataInitialized)
-		if cond == nil || str(cond, "status") != "True" || str(cond, "reason") != restoreComplete {
-			return previous
+	id, _, _ := unstructured.NestedString(m, "id")
+	finished, _, _ := unstructured.NestedBool(m, "finished")
+	succeeded, _, _ := unstructured.NestedInt64(m, "succeeded")
+	out := &platformv1alpha1.RestoreStatus{ID: id, Finished: finished, Succeeded: succeeded > 0,
+		CompletionTime: metaTime(timeOf(m, "completionTime"))}
+	switch r, c := spec.Restore, spec.CloneFrom; {
+	case strings.HasPrefix(id, bootstrapRestoreID):
+		out.ID, out.Source = "", "the cluster's data source"
+		if c != nil {
+			out.Source = cloneSource(*c, live.GetNamespace())
 		}
-		return &platformv1alpha1.RestoreStatus{Source: cloneSource(*c, live.GetNamespace()), Finished: true, Succeeded: true,
-			CompletionTime: metaTime(timeOf(cond, "lastTransitionTime"))}
+	case r != nil && r.ID == id:
+		out.Source = string(r.RepoName) + " of this cluster"
+		if r.RepoName == "" {
+			out.Source = "repo1 of this cluster"
+		}
+		out.TargetTime = r.TargetTime.DeepCopy()
+	default:
+		// An earlier restore than the spec names: its repository and
+		// target are no longer known.
+		out.Source = "this cluster's repository"
 	}
-	return previous
+	return out
 }
 
 // cloneSource names where a clone's data came from.

@@ -42,12 +42,13 @@ func TestReadRestore(t *testing.T) {
 			want:   &platformv1alpha1.RestoreStatus{Source: "repo2 of this cluster", ID: "drill-1", TargetTime: target, Finished: true}},
 		{name: "PGO reports an earlier id than the spec: its target is not claimed", spec: inPlace,
 			status: `{pgbackrest: {restore: {id: drill-0, finished: true, succeeded: 1}}}`,
-			want:   &platformv1alpha1.RestoreStatus{Source: "repo1 of this cluster", ID: "drill-0", Finished: true, Succeeded: true}},
+			want:   &platformv1alpha1.RestoreStatus{Source: "this cluster's repository", ID: "drill-0", Finished: true, Succeeded: true}},
 		{name: "a clone PGO seeded", spec: clone,
-			status: `{conditions: [{type: PostgresDataInitialized, status: "True", reason: PGBackRestRestoreComplete, lastTransitionTime: "2026-12-03T07:02:00Z"}]}`,
+			status: `{pgbackrest: {restore: {id: ~pgo-bootstrap-clone, finished: true, succeeded: 1, completionTime: "2026-12-03T07:02:00Z"}}}`,
 			want:   &platformv1alpha1.RestoreStatus{Source: "repo1 of PostgresCluster team-a/hippo", Finished: true, Succeeded: true, CompletionTime: at("2026-12-03T07:02:00Z")}},
-		{name: "a clone still restoring keeps what was known", spec: clone, previous: nil,
-			status: `{conditions: [{type: PostgresDataInitialized, status: "False", reason: PGBackRestRestoreInProgress}]}`, want: nil},
+		{name: "a clone still restoring", spec: clone,
+			status: `{pgbackrest: {restore: {id: ~pgo-bootstrap-clone, active: 1}}}`,
+			want:   &platformv1alpha1.RestoreStatus{Source: "repo1 of PostgresCluster team-a/hippo"}},
 		{name: "nothing new keeps the earlier record", status: "{}", previous: earlier, want: earlier},
 	}
 	for _, tt := range tests {

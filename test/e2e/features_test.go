@@ -12,8 +12,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +30,9 @@ import (
 // gives the Job no retry (backoffLimit 0, internal/controller/pgupgrade/jobs.go:189).
 var featurePodStarts = []cluster.PodStart{
 	{Match: `(.metadata.namespace == "feat-upgrade-fail") and (.metadata.labels["postgres-operator.crunchydata.com/role"] == "pgupgrade")`, Fails: true},
+	// In feat-backup-fail every pod of PGO's scheduled backup Jobs fails,
+	// as pgbackrest backup does when its repository is unreachable.
+	{Match: `(.metadata.namespace == "feat-backup-fail") and (.metadata.labels["postgres-operator.crunchydata.com/pgbackrest-cronjob"] != null)`, Fails: true},
 }
 
 // TestStacksOnRealPGO drives PGO's features through stacks and judges each
@@ -304,6 +309,48 @@ func TestStacksOnRealPGO(t *testing.T) {
 		c := waitCondition(t, scheduled, platformv1alpha1.ConditionBackupsHealthy, metav1.ConditionTrue, platformv1alpha1.ReasonBackupsSucceeding, "within maxBackupAge 24h0m0s")
 		if conn := got.Status.Connection; conn == nil || conn.Service != "nightly-primary" || len(conn.Users) != 1 || conn.Users[0].Secret != "nightly-pguser-nightly" {
 			t.Errorf("status.connection = %+v, want PGO's nightly-primary Service and nightly-pguser-nightly Secret", conn)
+		}
+		t.Logf("BackupsHealthy: %s", c.Message)
+	})
+
+	t.Run("a scheduled backup that fails turns BackupsHealthy False, and Ready stays", func(t *testing.T) {
+		failing := createStack(t, "feat-backup-fail", "flaky", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Repos = []platformv1alpha1.BackupRepo{{Name: "repo1", Volume: &platformv1alpha1.VolumeRepo{},
+				Schedules: &platformv1alpha1.BackupSchedules{Full: "* * * * *"}}}
+		})
+		waitCondition(t, failing, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+		// The CronJob's Job starts on the next minute and its pod fails.
+		// PGO copies its Jobs' counts into status.pgbackrest.scheduledBackups
+		// only when it reconciles the cluster (it watches its CronJobs, not
+		// their Jobs; a Job that exhausts its six retries ends the CronJob's
+		// run after about ten minutes): an annotation of the test's own wakes
+		// PGO, as any change to the cluster would.
+		var poked time.Time
+		eventually(t, "PGO reports a failed scheduled full backup of repo1", func() (bool, error) {
+			pc := pgo.NewPostgresCluster()
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(failing), pc); err != nil {
+				return false, err
+			}
+			jobs, _, _ := unstructured.NestedSlice(pc.Object, "status", "pgbackrest", "scheduledBackups")
+			for _, j := range jobs {
+				if m := j.(map[string]any); m["repo"] == "repo1" && m["type"] == "full" && m["failed"] != nil && m["failed"].(int64) > 0 {
+					return true, nil
+				}
+			}
+			if time.Since(poked) > 3*time.Second {
+				poked = time.Now()
+				patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{"e2e.pgstack.dev/look":%q}}}`, poked.Format(time.RFC3339Nano))))
+				return false, k8s.Patch(ctx, pc, patch)
+			}
+			return false, nil
+		})
+		c := waitCondition(t, failing, platformv1alpha1.ConditionBackupsHealthy, metav1.ConditionFalse, platformv1alpha1.ReasonScheduledBackupFailed, "full backup of repo1")
+		got := getStack(t, failing)
+		if r := got.Status.Backups.Repos[0]; r.LastFailure == nil || r.LastFailure.Type != "full" {
+			t.Errorf("status.backups.repos[0] = %+v, want its last failure, a full backup", r)
+		}
+		if !meta.IsStatusConditionTrue(got.Status.Conditions, platformv1alpha1.ConditionReady) {
+			t.Errorf("a failed backup made the stack un-Ready: %v", meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionReady))
 		}
 		t.Logf("BackupsHealthy: %s", c.Message)
 	})
