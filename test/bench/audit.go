@@ -21,7 +21,7 @@ import (
 var auditedWrites = auditlog.Rule{Users: []string{managerUser, cluster.PGOUser}, Verbs: auditlog.WriteVerbs}
 
 // writesSource says, in the output, where writes_per_stack comes from.
-const writesSource = "kube-apiserver audit log: create/update/patch/delete requests by the manager's ServiceAccount (" + managerUser + "), by resource; events included"
+const writesSource = "kube-apiserver audit log: create/update/patch/delete requests by the manager's ServiceAccount (" + managerUser + "), by resource; events included; PGO's (" + cluster.PGOUser + ") counted apart"
 
 // writeCounts are writes by resource ("postgresstacks/status", "events", …).
 type writeCounts map[string]float64

@@ -421,11 +421,15 @@ func TestStacksOnRealPGO(t *testing.T) {
 			t.Fatalf("PGO's PostgresDataInitialized = %v on the clone, want True (its restore Job completed)", c)
 		}
 		// The stack says what seeded it, when PGO says the restore completed.
-		waitFor(t, clone, "status.cluster.restore names the source", func(s *platformv1alpha1.PostgresStack) bool {
-			r := s.Status.Cluster.Restore
-			return r != nil && r.Source == "repo1 of PostgresCluster feat-dr/source" && r.Finished && r.Succeeded &&
-				r.CompletionTime != nil && r.CompletionTime.UTC().Format(time.RFC3339) == c["lastTransitionTime"]
+		waitFor(t, clone, "status.cluster.restore reported", func(s *platformv1alpha1.PostgresStack) bool {
+			return s.Status.Cluster.Restore != nil
 		})
+		// PGO records the seeding as a restore of its own id.
+		pgoRestore, _, _ := unstructured.NestedMap(postgresCluster(t, clone).Object, "status", "pgbackrest", "restore")
+		if r := getStack(t, clone).Status.Cluster.Restore; r.Source != "repo1 of PostgresCluster feat-dr/source" || r.ID != "" || !r.Finished || !r.Succeeded ||
+			r.CompletionTime == nil || r.CompletionTime.UTC().Format(time.RFC3339) != pgoRestore["completionTime"] {
+			t.Errorf("status.cluster.restore = %+v (completion %v), want repo1 of PostgresCluster feat-dr/source, succeeded when PGO's restore %v did", r, r.CompletionTime, pgoRestore)
+		}
 	})
 
 	t.Run("a point-in-time restore in place runs PGO's restore and ends Ready", func(t *testing.T) {
