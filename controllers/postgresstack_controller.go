@@ -200,10 +200,11 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	}
 	// Work in progress described differently waits until the interval
 	// since the last write has passed; the requeue writes it then, unless
-	// a later reconcile has news first.
-	// Write pacing is wall time, not r.now (the clock windows are judged by).
-	if wait := r.written.since(stack, time.Now()); status.ProgressOnly(current, next) && wait < r.ProgressInterval {
-		sc.requeueAt(time.Now().Add(r.ProgressInterval-wait), time.Now())
+	// a later reconcile has news first. Pacing is wall time, not r.now
+	// (the clock windows are judged by); the cheap check goes first.
+	wallNow := time.Now()
+	if wait := r.written.since(stack, wallNow); wait < r.ProgressInterval && status.ProgressOnly(current, next) {
+		sc.requeueAt(wallNow.Add(r.ProgressInterval-wait), wallNow)
 		return nil
 	}
 	r.recordTransitions(stack, current, next)
@@ -215,7 +216,7 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	if err := r.Status().Patch(ctx, stack, patch); err != nil {
 		return fmt.Errorf("patch status of %s/%s: %w", stack.Namespace, stack.Name, err)
 	}
-	r.written.wrote(stack, over, time.Now())
+	r.written.wrote(stack, over, wallNow)
 	return nil
 }
 

@@ -60,7 +60,7 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// installing into its namespace.
 		Watches(&platformv1alpha1.PostgresRolloutPolicy{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)).
 		// A new primary (Patroni moving its leader label) is status.cluster.primary.
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(stackOfPrimary), builder.WithPredicates(leaderChanged{})).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(stackOfPrimary), builder.WithPredicates(leaderArrivesOrLeaves)).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return watchedCRDs[o.GetName()] }))).
 		WatchesRawSource(source.Channel(synced, handler.EnqueueRequestsFromMapFunc(r.allStacks))).
@@ -309,14 +309,11 @@ func stackOfPrimary(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}}}
 }
 
-// leaderChanged lets through a pod becoming or ceasing to be leader (it
-// enters or leaves the cache's selection) and nothing else: Patroni
-// rewrites its pods' status annotation on every change of WAL position.
-type leaderChanged struct{ predicate.Funcs }
-
-func (leaderChanged) Update(e event.UpdateEvent) bool {
-	return e.ObjectOld.GetLabels()[labelPGORole] != e.ObjectNew.GetLabels()[labelPGORole]
-}
+// leaderArrivesOrLeaves lets through a pod becoming or ceasing to be leader,
+// which the cache's role selector delivers as a create or a delete, and no
+// update: a cached pod is a leader before and after, and Patroni rewrites
+// its status annotation on every change of WAL position.
+var leaderArrivesOrLeaves = predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
 
 // stackOfPGUpgrade maps a PGUpgrade pgstack made to its stack, named by
 // the stack label the PGUpgrade takes from its PostgresCluster.
