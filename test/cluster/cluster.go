@@ -242,89 +242,88 @@ func (c *Cluster) run(name, bin string, args, env []string) (*process, error) {
 }
 
 func (c *Cluster) startEtcd(ctx context.Context) error {
-	clientPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	peerPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	p, err := c.run("etcd", c.bins.etcd, []string{
-		"--data-dir", filepath.Join(c.Dir, "etcd"),
-		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "default=" + peerURL,
-		"--max-request-bytes", etcdMaxRequestBytes,
-		"--unsafe-no-fsync", // a throwaway test store
-	}, nil)
-	if err != nil {
-		return fmt.Errorf("start etcd: %w", err)
-	}
-	c.etcdURL = clientURL
-	return waitFor(ctx, "etcd", 100*time.Millisecond, []*process{p}, func(ctx context.Context) (bool, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
+	return c.onFreePorts(ctx, 2, func(attempt int, ports []int) (*process, error) {
+		clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+		// A fresh data directory each try: etcd keeps the peer URL it
+		// first started with there.
+		p, err := c.run("etcd", c.bins.etcd, []string{
+			"--data-dir", filepath.Join(c.Dir, fmt.Sprintf("etcd-%d", attempt)),
+			"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+			"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+			"--initial-cluster", "default=" + peerURL,
+			"--max-request-bytes", etcdMaxRequestBytes,
+			"--unsafe-no-fsync", // a throwaway test store
+		}, nil)
 		if err != nil {
-			return false, err
+			return nil, fmt.Errorf("start etcd: %w", err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		c.etcdURL = clientURL
+		return p, nil
+	}, func(p *process) error {
+		return waitFor(ctx, "etcd", 100*time.Millisecond, []*process{p}, func(ctx context.Context) (bool, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.etcdURL+"/health", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, nil
+		})
 	})
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	server := "https://127.0.0.1:" + strconv.Itoa(port)
-	p, err := c.run("kube-apiserver", c.bins.apiserver, append([]string{
-		"--etcd-servers", c.etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-		"--secure-port", strconv.Itoa(port),
-		"--cert-dir", filepath.Join(c.Dir, "apiserver-certs"),
-		"--tls-cert-file", c.pki.ServingCert, "--tls-private-key-file", c.pki.ServingKey,
-		"--client-ca-file", c.pki.CACert,
-		"--service-account-issuer", server,
-		"--service-account-key-file", c.pki.SAPub,
-		"--service-account-signing-key-file", c.pki.SAKey,
-		"--service-cluster-ip-range", serviceCIDR,
-		"--authorization-mode", "RBAC",
-		"--allow-privileged",
-		// Loopback cannot be the kubernetes Service's endpoint, and nothing
-		// in this cluster runs in a pod that would call it.
-		"--endpoint-reconciler-type", "none",
-		// Exec reaches kwok's kubelet server at the node's InternalIP and
-		// the port kwok writes into the node (--node-port below); kwok's
-		// certificate is not verified, as without a kubelet CA flag.
-		"--kubelet-preferred-address-types", "InternalIP",
-	}, c.opts.APIServerArgs...), nil)
-	if err != nil {
-		return fmt.Errorf("start kube-apiserver: %w", err)
-	}
-	c.Config = &rest.Config{
-		Host: server,
-		TLSClientConfig: rest.TLSClientConfig{
-			CAData: c.pki.caPEM, CertData: c.pki.adminCertPEM, KeyData: c.pki.adminKeyPEM,
-		},
-		// Scenarios create hundreds of objects; client-side throttling
-		// would only slow them down on a private API server.
-		QPS: 200, Burst: 400,
-	}
-	clientset, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return fmt.Errorf("kube-apiserver client: %w", err)
-	}
-	if err := waitFor(ctx, "kube-apiserver /readyz", 200*time.Millisecond, []*process{p}, func(ctx context.Context) (bool, error) {
-		body, err := clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && string(body) == "ok", err
+	if err := c.onFreePorts(ctx, 1, func(_ int, ports []int) (*process, error) {
+		server := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		p, err := c.run("kube-apiserver", c.bins.apiserver, append([]string{
+			"--etcd-servers", c.etcdURL,
+			"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+			"--secure-port", strconv.Itoa(ports[0]),
+			"--cert-dir", filepath.Join(c.Dir, "apiserver-certs"),
+			"--tls-cert-file", c.pki.ServingCert, "--tls-private-key-file", c.pki.ServingKey,
+			"--client-ca-file", c.pki.CACert,
+			"--service-account-issuer", server,
+			"--service-account-key-file", c.pki.SAPub,
+			"--service-account-signing-key-file", c.pki.SAKey,
+			"--service-cluster-ip-range", serviceCIDR,
+			"--authorization-mode", "RBAC",
+			"--allow-privileged",
+			// Loopback cannot be the kubernetes Service's endpoint, and nothing
+			// in this cluster runs in a pod that would call it.
+			"--endpoint-reconciler-type", "none",
+			// Exec reaches kwok's kubelet server at the node's InternalIP and
+			// the port kwok writes into the node (--node-port below); kwok's
+			// certificate is not verified, as without a kubelet CA flag.
+			"--kubelet-preferred-address-types", "InternalIP",
+		}, c.opts.APIServerArgs...), nil)
+		if err != nil {
+			return nil, fmt.Errorf("start kube-apiserver: %w", err)
+		}
+		c.Config = &rest.Config{
+			Host: server,
+			TLSClientConfig: rest.TLSClientConfig{
+				CAData: c.pki.caPEM, CertData: c.pki.adminCertPEM, KeyData: c.pki.adminKeyPEM,
+			},
+			// Scenarios create hundreds of objects; client-side throttling
+			// would only slow them down on a private API server.
+			QPS: 200, Burst: 400,
+		}
+		return p, nil
+	}, func(p *process) error {
+		clientset, err := kubernetes.NewForConfig(c.Config)
+		if err != nil {
+			return fmt.Errorf("kube-apiserver client: %w", err)
+		}
+		return waitFor(ctx, "kube-apiserver /readyz", 200*time.Millisecond, []*process{p}, func(ctx context.Context) (bool, error) {
+			body, err := clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			return err == nil && string(body) == "ok", err
+		})
 	}); err != nil {
 		return err
 	}
 	c.Scheme = testenv.NewScheme()
+	var err error
 	if c.Client, err = client.New(c.Config, client.Options{Scheme: c.Scheme}); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}

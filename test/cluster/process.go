@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -138,7 +139,8 @@ func (p *process) stop(grace time.Duration) {
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
-// take it before ours binds; the harness's readiness waits surface that.
+// take it before ours binds (any outgoing connection on the machine draws
+// from the same range); onFreePorts starts again on fresh ports then.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -174,4 +176,45 @@ func waitFor(ctx context.Context, what string, interval time.Duration, procs []*
 		case <-time.After(interval):
 		}
 	}
+}
+
+// portAttempts bounds onFreePorts: a clash is rare, three in a row is not.
+const portAttempts = 3
+
+// onFreePorts starts a server on n ports from freePort and waits until it is
+// ready. When the server exits because one of its ports was taken before it
+// bound (freePort's race with every other process on the machine, such as a
+// parallel suite's cluster), it starts again on fresh ports; any other
+// failure is returned as it is. attempt numbers the tries from 0, for a
+// server that needs a fresh directory each time.
+func (c *Cluster) onFreePorts(ctx context.Context, n int, start func(attempt int, ports []int) (*process, error), ready func(*process) error) error {
+	for attempt := 0; ; attempt++ {
+		ports := make([]int, n)
+		for i := range ports {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			ports[i] = port
+		}
+		p, err := start(attempt, ports)
+		if err != nil {
+			return err
+		}
+		err = ready(p)
+		if err == nil || attempt+1 == portAttempts || p.exited() == nil || !p.lostABind() {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		c.opts.Logf("cluster: %s lost a port to another process before it bound; starting it again on fresh ports", p.name)
+	}
+}
+
+// lostABind says whether the process's log tells that a port it was to
+// listen on was taken.
+func (p *process) lostABind() bool {
+	log, err := os.ReadFile(p.log)
+	return err == nil && bytes.Contains(log, []byte("address already in use"))
 }
