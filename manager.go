@@ -29,6 +29,7 @@ func runManager(args []string) error {
 		retryPeriod   time.Duration
 		concurrency   int
 		progress      time.Duration
+		pprofAddr     string
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -42,6 +43,7 @@ func runManager(args []string) error {
 	fs.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire, and the leader to renew, the Lease.")
 	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
 	fs.DurationVar(&progress, "status-progress-interval", controllers.DefaultProgressInterval, "The least time between two status writes of a stack that only describe work in progress differently (PGO taking a new cluster through its states); a condition turning, Ready, Stalled or a new generation is written at once. 0 writes every change at once.")
+	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "Address Go's pprof endpoints (/debug/pprof/) bind to, for a heap or CPU profile of a running manager; empty (the default) serves none. Bind it to localhost: pprof has no authentication.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +66,7 @@ func runManager(args []string) error {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "pgstack.platform.pgstack.dev",
 		LeaderElectionNamespace: leaseNS,
