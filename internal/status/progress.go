@@ -13,8 +13,11 @@ import (
 // Reconciling and neither Ready nor Stalled before and after, every
 // condition keeping its status, and nothing else in the status moving but
 // the conditions' reasons and messages, the count of ready instances, the
-// primary (a new cluster's first leader, elected as its instances start)
-// and whether each backup repository is ready (PGO creating its stanza).
+// primary (a new cluster's first leader, elected as its instances start),
+// whether each backup repository is ready (PGO creating its stanza), and
+// the install OLM is carrying out (its plan, CSVs, version and phase: OLM
+// takes a CSV through four phases in seconds, and every stack sharing the
+// operator would write each).
 //
 // Such a change may wait a little before it is written: PGO moves a new
 // cluster through several states (instances starting, the stanza, the
@@ -49,6 +52,7 @@ func ProgressOnly(current, next platformv1alpha1.PostgresStackStatus) bool {
 func withoutProgress(s platformv1alpha1.PostgresStackStatus) platformv1alpha1.PostgresStackStatus {
 	out := *s.DeepCopy()
 	out.Cluster.ReadyInstances, out.Cluster.Primary = 0, ""
+	out.Operator.InstallPlan, out.Operator.CurrentCSV, out.Operator.InstalledCSV, out.Operator.Version, out.Operator.Phase = "", "", "", "", ""
 	if out.Backups != nil {
 		for i := range out.Backups.Repos {
 			out.Backups.Repos[i].Ready = false

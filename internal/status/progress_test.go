@@ -30,6 +30,16 @@ func TestProgressOnly(t *testing.T) {
 	}
 	backedUp := withRepo(stanza, true)
 	backedUp.Cluster.Backups.LastSuccessful = &metav1.Time{Time: time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)}
+	// OLM replacing the installed PGO: the stack is Ready=False while the
+	// new CSV installs, and OLM moves it through its phases.
+	replacing := func(phase string) Observations {
+		o := ready
+		o.Operator.CurrentCSV, o.Operator.Plan, o.Operator.CSVPhase = "postgresoperator.v5.8.10", "install-next", phase
+		if phase != "Succeeded" {
+			o.Operator.InstalledCSV = "postgresoperator.v5.8.10"
+		}
+		return o
+	}
 	withUpgrade := stanza
 	withUpgrade.Cluster.MajorUpgrade = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: "hippo-pg17", FromVersion: 16, ToVersion: 17, Step: platformv1alpha1.UpgradeRunning}
 
@@ -49,6 +59,10 @@ func TestProgressOnly(t *testing.T) {
 		{"PGO creates the stanza: the repository turns ready", withRepo(stanza, false), withRepo(oneUp, true), true},
 		{"a backup completes", withRepo(stanza, true), backedUp, false},
 		{"a Ready stack losing an instance is told at once", ready, oneUp, false},
+		{"OLM starts replacing PGO: Ready turns False at once", ready, replacing("Pending"), false},
+		{"OLM's CSV moves from phase to phase", replacing("Pending"), replacing("InstallReady"), true},
+		{"the new CSV installing", replacing("InstallReady"), replacing("Installing"), true},
+		{"the new CSV Succeeded: Ready again at once", replacing("Installing"), replacing("Succeeded"), false},
 	}
 	now := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
 	for _, tt := range tests {
