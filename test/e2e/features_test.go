@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -55,6 +56,42 @@ func TestStacksOnRealPGO(t *testing.T) {
 		if c := pgoCondition(pc, "PGBackRestReplicaRepoReady"); c != nil {
 			t.Errorf("PGO reports pgBackRest (%v) for a cluster without backups", c)
 		}
+	})
+
+	t.Run("a switch to Delete and a delete at once: PGO deletes the database as Delete asks, or it stays unowned", func(t *testing.T) {
+		yak := createStack(t, "feat-delete-race", "yak", func(s *platformv1alpha1.PostgresStack) {
+			s.Spec.Postgres.Backups.Enabled = &no
+		})
+		key := client.ObjectKeyFromObject(yak)
+		eventually(t, "yak's PostgresCluster applied", func() (bool, error) {
+			err := k8s.Get(ctx, key, pgo.NewPostgresCluster())
+			return err == nil, client.IgnoreNotFound(err)
+		})
+		update(t, yak, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
+		must(t, k8s.Delete(ctx, yak))
+		eventually(t, "yak gone", func() (bool, error) {
+			err := k8s.Get(ctx, key, &platformv1alpha1.PostgresStack{})
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		})
+		// Owned by the gone stack (the delete raced the finalizer,
+		// kubernetes/kubernetes#77988) is not an end: the garbage collector
+		// deletes it, and PGO's finalizer takes the cluster down.
+		var end string
+		eventually(t, "yak's PostgresCluster deleted, or left without an owner", func() (bool, error) {
+			pc := pgo.NewPostgresCluster()
+			switch err := k8s.Get(ctx, key, pc); {
+			case apierrors.IsNotFound(err):
+				end = "deleted as Delete asks"
+				return true, nil
+			case err != nil:
+				return false, err
+			case pc.GetDeletionTimestamp().IsZero() && len(pc.GetOwnerReferences()) == 0:
+				end = "left in place: the delete came before pgstack saw the switch"
+				return true, nil
+			}
+			return false, nil
+		})
+		t.Logf("yak's PostgresCluster: %s", end)
 	})
 
 	t.Run("raising the major version runs PGO's PGUpgrade and starts the cluster on the new version", func(t *testing.T) {
