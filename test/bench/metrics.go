@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -59,4 +64,32 @@ func label(pairs []*dto.LabelPair, name string) string {
 		}
 	}
 	return ""
+}
+
+// liveHeapBytes forces a collection in the manager and reads what of its heap
+// is still reachable (HeapAlloc in the header of Go's heap profile).
+func liveHeapBytes(ctx context.Context, pprofAddr string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/heap?debug=1&gc=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read the manager's heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("read the manager's heap profile: %s", resp.Status)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		return 0, fmt.Errorf("read the manager's heap profile: %w", err)
+	}
+	return 0, fmt.Errorf("the manager's heap profile has no HeapAlloc line")
 }

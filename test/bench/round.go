@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,8 +45,10 @@ type round struct {
 	mgr    *managerproc.Process
 	// managerOpts start the manager, which runs twice in a round.
 	managerOpts managerproc.Options
-	audit       *auditLog
-	result      Round
+	// pprofAddr serves the manager's Go profiles.
+	pprofAddr string
+	audit     *auditLog
+	result    Round
 	// namespacesCreated is when the stacks' namespaces were created, from
 	// which OLM's copying is timed.
 	namespacesCreated time.Time
@@ -110,8 +113,15 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 	if err := managerKubeconfig(ctx, r.lc, kubeconfig); err != nil {
 		return Round{}, err
 	}
+	// Go's profiles, for the live heap at the end of the round.
+	pprofPort, err := cluster.FreePort()
+	if err != nil {
+		return Round{}, err
+	}
+	r.pprofAddr = "127.0.0.1:" + strconv.Itoa(pprofPort)
 	r.managerOpts = managerproc.Options{Binary: cfg.Manager, Kubeconfig: kubeconfig,
-		LogPath: filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"), Args: cfg.ManagerArgs}
+		LogPath: filepath.Join(r.lc.Dir, "logs", "pgstack-manager.log"),
+		Args:    append([]string{"--pprof-bind-address=" + r.pprofAddr}, cfg.ManagerArgs...)}
 	if err := r.startManager(ctx); err != nil {
 		return Round{}, err
 	}
@@ -143,16 +153,22 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 			return Round{}, fmt.Errorf("N=%d, after %s: %w", n, step.name, err)
 		}
 	}
-	peak, err := r.mgr.PeakRSSMiB()
+	mem, err := r.mgr.Memory()
 	if err != nil {
 		return Round{}, err
 	}
-	r.result.PeakRSSMiB = round2(max(peak, r.result.PeakRSSMiB))
+	r.result.PeakRSSMiB = round2(max(mem.PeakRSS, r.result.PeakRSSMiB))
+	r.result.RSSAnonMiB, r.result.RSSFileMiB = round2(mem.Anon), round2(mem.File)
 	final, err := scrape(ctx, r.mgr)
 	if err != nil {
 		return Round{}, err
 	}
 	r.result.HeapInuseMiB = round2(final.HeapInuseBytes / (1 << 20))
+	live, err := liveHeapBytes(ctx, r.pprofAddr)
+	if err != nil {
+		return Round{}, err
+	}
+	r.result.HeapLiveMiB = round2(live / (1 << 20))
 	r.result.RoundSeconds = seconds(time.Since(begin))
 	r.result.LoadAverage[1] = loadAverage()
 	say("[N=%d] done in %s; manager peak RSS %.1f MiB", n, time.Since(begin).Round(time.Second), r.result.PeakRSSMiB)
@@ -172,13 +188,13 @@ func (r *round) startManager(ctx context.Context) error {
 // watching them would both slow the baseline down and cache a thousand
 // foreign objects (it caches every PostgresCluster in the cluster).
 func (r *round) stopManager(context.Context) error {
-	peak, err := r.mgr.PeakRSSMiB()
+	mem, err := r.mgr.Memory()
 	if err != nil {
 		return err
 	}
-	r.result.PeakRSSMiB = peak
+	r.result.PeakRSSMiB = mem.PeakRSS
 	r.mgr.Stop()
-	r.say("[N=%d] stopped the manager for the baseline (peak RSS so far %.1f MiB)", r.n, peak)
+	r.say("[N=%d] stopped the manager for the baseline (peak RSS so far %.1f MiB)", r.n, mem.PeakRSS)
 	return nil
 }
 

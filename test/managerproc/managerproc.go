@@ -252,29 +252,53 @@ func (p *Process) Leading(ctx context.Context, lease string) (bool, error) {
 	return status == 1, nil
 }
 
-// PeakRSSMiB is the running manager's peak resident set (VmHWM), in MiB.
-func (p *Process) PeakRSSMiB() (float64, error) {
+// Memory is the running manager's resident memory, in MiB, from
+// /proc/<pid>/status.
+type Memory struct {
+	// PeakRSS (VmHWM) is the most that was ever resident at once.
+	PeakRSS float64
+	// Anon (RssAnon) is resident now and the process's own: Go's heap,
+	// stacks and runtime.
+	Anon float64
+	// File (RssFile) is resident now and file-backed: mostly the pages of
+	// the executable that ran, which the kernel can drop and read again.
+	File float64
+}
+
+// Memory reads the running manager's resident memory.
+func (p *Process) Memory() (Memory, error) {
 	pid := p.PID()
 	if pid == 0 {
-		return 0, fmt.Errorf("the manager is not running")
+		return Memory{}, fmt.Errorf("the manager is not running")
 	}
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("read the manager's peak RSS: %w", err)
+		return Memory{}, fmt.Errorf("read the manager's memory: %w", err)
 	}
+	var m Memory
+	fields := map[string]*float64{"VmHWM:": &m.PeakRSS, "RssAnon:": &m.Anon, "RssFile:": &m.File}
+	found := 0
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			fields := strings.Fields(rest) // "12345 kB"
-			if len(fields) == 0 {
-				break
+		for prefix, into := range fields {
+			rest, ok := strings.CutPrefix(line, prefix)
+			if !ok {
+				continue
 			}
-			kib, err := strconv.ParseFloat(fields[0], 64)
+			value := strings.Fields(rest) // "12345 kB"
+			if len(value) == 0 {
+				return Memory{}, fmt.Errorf("%s: empty %s line", path, prefix)
+			}
+			kib, err := strconv.ParseFloat(value[0], 64)
 			if err != nil {
-				return 0, fmt.Errorf("parse VmHWM %q: %w", rest, err)
+				return Memory{}, fmt.Errorf("parse %s %q: %w", prefix, rest, err)
 			}
-			return kib / 1024, nil
+			*into = kib / 1024
+			found++
 		}
 	}
-	return 0, fmt.Errorf("%s has no VmHWM line", path)
+	if found != len(fields) {
+		return Memory{}, fmt.Errorf("%s lacks one of VmHWM, RssAnon, RssFile", path)
+	}
+	return m, nil
 }
