@@ -263,15 +263,15 @@ func (r *RolloutPolicyReconciler) observe(ctx context.Context, p *platformv1alph
 	}
 	starting := next != nil
 
+	clusters, err := r.Stacks.liveClusters(ctx)
+	if err != nil {
+		return in, sub, err
+	}
 	for i := range users {
 		s := &users[i]
 		key := s.Namespace + "/" + s.Name
 		m := rollout.Member{Stack: key, Wave: rollout.Wave(s), Busy: pgo.OperationsBusy(s.Status.Operations) != ""}
-		live, err := r.Stacks.getPostgresCluster(ctx, s)
-		if err != nil {
-			return in, sub, err
-		}
-		if live != nil {
+		if live := clusters[client.ObjectKeyFromObject(s)]; live != nil {
 			m.PostgresVersion, _, _ = unstructured.NestedInt64(live.Object, "spec", "postgresVersion")
 			sets, err := instanceSets(ctx, r.Client, s.Namespace, s.Name)
 			if err != nil {

@@ -109,6 +109,13 @@ func NewPostgresCluster() *unstructured.Unstructured {
 	return u
 }
 
+// NewPostgresClusterList is an empty list of PostgresClusters to read into.
+func NewPostgresClusterList() *unstructured.UnstructuredList {
+	l := &unstructured.UnstructuredList{}
+	l.SetGroupVersionKind(PostgresClusterGVK.GroupVersion().WithKind(PostgresClusterGVK.Kind + "List"))
+	return l
+}
+
 // WantsEvents reports whether PGO's Events can change the judgement of pc:
 // when PGO has not observed its generation (its refusals return before
 // status.observedGeneration is written, C/controller.go:381) or a restore is
