@@ -189,10 +189,10 @@ func imageRequest(stack *platformv1alpha1.PostgresStack, live map[types.Namespac
 // liveClusters are the PostgresClusters pgstack manages, by name, straight
 // from the cache and not copied: read them, never change them. Every stack
 // judging a plan previews every stack sharing the operator, so a copy per
-// cluster per reconcile was N² copies per plan: most of what the manager
-// allocated in an operator upgrade (alloc profile of the 10:31 N=20 bench,
-// with the rollout controller's copy per member), while its resident memory
-// rose from 55 to 80 MiB (N=100 bench, 11:07 UTC).
+// cluster per reconcile was N² copies per plan (with the rollout
+// controller's copy per member, 150 of 482 MB the manager allocated in the
+// 10:31 N=20 bench). The resident peak at an operator upgrade is not theirs:
+// it stayed (55 to 83 MiB at N=100, 11:34 bench) once they were gone.
 func (r *PostgresStackReconciler) liveClusters(ctx context.Context) (map[types.NamespacedName]*unstructured.Unstructured, error) {
 	out := map[types.NamespacedName]*unstructured.Unstructured{}
 	if r.pgo() == nil {
