@@ -313,10 +313,7 @@ func TestDeleteWithRetainLeavesTheDatabase(t *testing.T) {
 	// Foreground deletion needs the garbage collector, which envtest does not
 	// run; with no owner reference under Retain, GC has nothing to cascade to.
 	must(t, k8s.Delete(context.Background(), stack))
-	eventually(t, "stack gone", func() (bool, error) {
-		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stack), &platformv1alpha1.PostgresStack{})
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-	})
+	waits.StackGone(t, stack)
 	pc := getPostgresCluster(t, ns, "hippo")
 	if !pc.GetDeletionTimestamp().IsZero() || len(pc.GetOwnerReferences()) != 0 {
 		t.Errorf("PostgresCluster after Retain: deletionTimestamp %v, owners %v; want untouched and unowned", pc.GetDeletionTimestamp(), pc.GetOwnerReferences())
@@ -438,10 +435,7 @@ func TestSwitchingToDeleteThenDeletingAtOnceNeverLosesDataUnasked(t *testing.T) 
 	_, ns, stack := installedHippo(t)
 	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
 	must(t, k8s.Delete(context.Background(), stack))
-	eventually(t, "stack gone", func() (bool, error) {
-		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stack), &platformv1alpha1.PostgresStack{})
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-	})
+	waits.StackGone(t, stack)
 	pc := pgo.NewPostgresCluster()
 	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hippo"}, pc)
 	owners := pc.GetOwnerReferences()

@@ -40,10 +40,11 @@ func ReadRestore(live *unstructured.Unstructured, spec platformv1alpha1.Postgres
 			out.Source = cloneSource(*c, live.GetNamespace())
 		}
 	case r != nil && r.ID == id:
-		out.Source = string(r.RepoName) + " of this cluster"
-		if r.RepoName == "" {
-			out.Source = "repo1 of this cluster"
+		repo := "repo1"
+		if r.RepoName != "" {
+			repo = string(r.RepoName)
 		}
+		out.Source = repo + " of this cluster"
 		out.TargetTime = r.TargetTime.DeepCopy()
 	default:
 		// An earlier restore than the spec names: its repository and

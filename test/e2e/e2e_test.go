@@ -294,10 +294,7 @@ func TestInstallShareUpgradeAndDeleteOnRealOLM(t *testing.T) {
 
 	t.Run("deleting with Retain leaves the database", func(t *testing.T) {
 		must(t, k8s.Delete(ctx, zebra, client.PropagationPolicy(metav1.DeletePropagationForeground)))
-		eventually(t, "zebra gone", func() (bool, error) {
-			err := k8s.Get(ctx, client.ObjectKeyFromObject(zebra), &platformv1alpha1.PostgresStack{})
-			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-		})
+		waits.StackGone(t, zebra)
 		pc := pgo.NewPostgresCluster()
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(zebra), pc))
 		if !pc.GetDeletionTimestamp().IsZero() || len(pc.GetOwnerReferences()) != 0 {

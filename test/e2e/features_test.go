@@ -69,10 +69,7 @@ func TestStacksOnRealPGO(t *testing.T) {
 		})
 		update(t, yak, func(s *platformv1alpha1.PostgresStack) { s.Spec.DeletionPolicy = platformv1alpha1.DeletionDelete })
 		must(t, k8s.Delete(ctx, yak))
-		eventually(t, "yak gone", func() (bool, error) {
-			err := k8s.Get(ctx, key, &platformv1alpha1.PostgresStack{})
-			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-		})
+		waits.StackGone(t, yak)
 		// Owned by the gone stack (the delete raced the finalizer,
 		// kubernetes/kubernetes#77988) is not an end: the garbage collector
 		// deletes it, and PGO's finalizer takes the cluster down.

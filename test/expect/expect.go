@@ -130,6 +130,16 @@ func KstatusOf(t testing.TB, s *platformv1alpha1.PostgresStack) kstatus.Status {
 	return res.Status
 }
 
+// StackGone waits until the stack no longer exists: its finalizer, if it
+// had one, is released.
+func (w Waiter) StackGone(t testing.TB, s *platformv1alpha1.PostgresStack) {
+	t.Helper()
+	w.Eventually(t, "stack "+s.Namespace+"/"+s.Name+" gone", func() (bool, error) {
+		err := w.Client.Get(context.Background(), client.ObjectKeyFromObject(s), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+}
+
 // UpdateStack changes the stack as a person would, read fresh each try and
 // tried again when someone (the manager) wrote it in between.
 func (w Waiter) UpdateStack(t testing.TB, s *platformv1alpha1.PostgresStack, change func(*platformv1alpha1.PostgresStack)) {

@@ -136,7 +136,7 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 			name: "bravo is deleted: Delete takes its PostgresCluster",
 			act:  func(t *testing.T) { deleteStack(t, bravo) },
 			converge: func(t *testing.T) {
-				waitStackGone(t, bravo)
+				waits.StackGone(t, bravo)
 				waits.Eventually(t, "bravo's PostgresCluster deleted", func() (bool, error) {
 					return postgresCluster(t, bravo) == nil, nil
 				})
@@ -146,7 +146,7 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 			name: "alpha is deleted: Retain keeps its PostgresCluster, charlie keeps the operator",
 			act:  func(t *testing.T) { deleteStack(t, alpha) },
 			converge: func(t *testing.T) {
-				waitStackGone(t, alpha)
+				waits.StackGone(t, alpha)
 				retainedIntact(t, alpha)
 				oneSubscription(t)
 				waits.Condition(t, charlie, platformv1alpha1.ConditionReady, metav1.ConditionTrue, "", "PGO 5.8.9")
@@ -156,7 +156,7 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 			name: "charlie, the last user, is deleted: DeleteIfUnused removes the operator",
 			act:  func(t *testing.T) { deleteStack(t, charlie) },
 			converge: func(t *testing.T) {
-				waitStackGone(t, charlie)
+				waits.StackGone(t, charlie)
 				retainedIntact(t, charlie)
 				waits.Eventually(t, "no Subscription and no CSV for "+pgoPackage+" left", func() (bool, error) {
 					subs, err := subscriptionsFor(ctx, installNS, pgoPackage)

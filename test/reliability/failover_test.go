@@ -132,12 +132,12 @@ func TestLeaderFailover(t *testing.T) {
 
 	t.Run("the stacks are deleted and the operator with the last", func(t *testing.T) {
 		deleteStack(t, hotel)
-		waitStackGone(t, hotel)
+		waits.StackGone(t, hotel)
 		e.waits.Eventually(t, "hotel's PostgresCluster deleted (deletionPolicy Delete)", func() (bool, error) {
 			return postgresCluster(t, hotel) == nil, nil
 		})
 		deleteStack(t, golf)
-		waitStackGone(t, golf)
+		waits.StackGone(t, golf)
 		retainedIntact(t, golf)
 		e.waits.Eventually(t, "no Subscription and no CSV for "+pgoPackage+" left", func() (bool, error) {
 			subs, err := subscriptionsFor(ctx, installNS, pgoPackage)

@@ -85,7 +85,7 @@ func TestAPIServerAndOLMRestartsMidFlow(t *testing.T) {
 		restarted := restartAPIServer(t)
 		deleteStack(t, echo)
 		must(t, <-restarted)
-		waitStackGone(t, echo)
+		waits.StackGone(t, echo)
 		waits.Eventually(t, "echo's PostgresCluster deleted (deletionPolicy Delete)", func() (bool, error) {
 			return postgresCluster(t, echo) == nil, nil
 		})

@@ -53,14 +53,6 @@ func deleteStack(t *testing.T, s *platformv1alpha1.PostgresStack) {
 	})
 }
 
-func waitStackGone(t *testing.T, s *platformv1alpha1.PostgresStack) {
-	t.Helper()
-	waits.Eventually(t, "stack "+s.Namespace+"/"+s.Name+" gone", func() (bool, error) {
-		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(s), &platformv1alpha1.PostgresStack{})
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-	})
-}
-
 // postgresCluster is the stack's PostgresCluster, nil when there is none.
 func postgresCluster(t *testing.T, s *platformv1alpha1.PostgresStack) *unstructured.Unstructured {
 	t.Helper()

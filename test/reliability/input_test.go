@@ -138,7 +138,7 @@ func TestClusterLevelBadInputsStallClearlyWithoutHotLoops(t *testing.T) {
 		deleteStack(t, b.stack)
 	}
 	for _, b := range bad {
-		waitStackGone(t, b.stack)
+		waits.StackGone(t, b.stack)
 	}
 	waits.Eventually(t, "the manager's queue drained of the released stacks", func() (bool, error) {
 		depth, err := manager.Sum(ctx, "workqueue_depth", map[string]string{"name": "postgresstack"})
