@@ -5,6 +5,13 @@
 //
 //	make bench                       (STACKS=1000, IDLE=60s)
 //	STACKS=100 IDLE=10s make bench
+//	PGO_WORKERS=8 UPGRADES_UP_TO=100 BASELINE_READY_UP_TO=100 make bench
+//
+// PGO_WORKERS is set on PGO's Subscription (PGO's default is 2);
+// UPGRADES_UP_TO and BASELINE_READY_UP_TO leave the operator upgrades and
+// the baseline's wait for PGO's readiness out of larger rounds (on two
+// cores PGO takes over half an hour for a thousand clusters, and the
+// upgrades restart each).
 //
 // It runs two rounds, at STACKS/10 and STACKS, each on a fresh cluster, and
 // in each round:
@@ -17,12 +24,17 @@
 //     CSV into each;
 //  3. baseline, with the manager stopped: a bare client creates, in those
 //     namespaces, the PostgresClusters pgstack renders for the same stacks
-//     and awaits PGO's readiness; then deletes them and starts the
-//     manager again (which should write nothing for the Ready waiting stacks);
-//  4. pgstack: creates the stacks and awaits Ready=True on each, counting
-//     the manager's writes in the API server's audit log;
+//     (timed: baseline_applied_seconds) and awaits PGO's readiness
+//     (baseline_seconds); then deletes them and starts the manager again
+//     (which should write nothing for the Ready waiting stacks);
+//  4. pgstack: creates the stacks, times them to their PostgresClusters
+//     applied (the design's ratio, applied_ratio_to_baseline) and to
+//     Ready=True on each, counting the manager's writes in the API
+//     server's audit log;
 //  5. counts the manager's writes and reconciles over IDLE of steady state;
-//  6. reads the manager's peak RSS.
+//  6. publishes two PGO releases with new default images and measures how
+//     the clusters restart, without and with a rollout policy;
+//  7. reads the manager's peak RSS.
 //
 // It prints the figures side by side and writes them to bench/results.json.
 package main
@@ -61,6 +73,18 @@ type Config struct {
 	// DatabaseStart is how long a database pod on an upgrade's new images
 	// takes to start (default 5 s).
 	DatabaseStart time.Duration
+	// PGOWorkers, when not 0, is set as PGO_WORKERS on PGO's Subscription
+	// (PGO reconciles pgoDefaultWorkers PostgresClusters at once by default).
+	PGOWorkers int
+	// UpgradesUpTo, when not 0, is the largest round that runs the
+	// operator upgrades: each restarts every cluster, one after another
+	// with a policy, and on two cores a thousand take hours.
+	UpgradesUpTo int
+	// BaselineReadyUpTo, when not 0, is the largest round whose baseline
+	// awaits PGO's readiness, for the ratio to Ready: at a thousand
+	// clusters PGO takes over half an hour, and the design's ratio is to
+	// the clusters applied.
+	BaselineReadyUpTo int
 	// Out receives progress and the table.
 	Out io.Writer
 }
@@ -83,13 +107,27 @@ type Machine struct {
 
 // Round holds one round's figures.
 type Round struct {
-	Stacks        int `json:"stacks"`
+	Stacks int `json:"stacks"`
+	// PGOWorkers is PGO's PGO_WORKERS in the round.
+	PGOWorkers    int `json:"pgo_workers"`
 	WaitingStacks int `json:"waiting_stacks"`
 	Namespaces    int `json:"namespaces"`
 	CopiedCSVs    int `json:"copied_csvs"`
 	// CopySeconds is from the stacks' namespaces being created to OLM's last copy of PGO's CSV.
 	CopySeconds float64 `json:"copy_seconds"`
 
+	// SecondsToAllApplied is from the first stack created to the last of
+	// their PostgresClusters written by the manager (the audit log's
+	// clock); BaselineAppliedSeconds is the bare client's time to create
+	// the same PostgresClusters; their ratio is the design's.
+	SecondsToAllApplied    float64 `json:"seconds_to_all_applied"`
+	BaselineAppliedSeconds float64 `json:"baseline_applied_seconds"`
+	AppliedRatioToBaseline float64 `json:"applied_ratio_to_baseline"`
+
+	// SecondsToAllReady is to every stack Ready; BaselineSeconds to every
+	// baseline PostgresCluster ready (0 when the round does not await it,
+	// Config.BaselineReadyUpTo); RatioToBaseline theirs, PGO's pace
+	// included.
 	SecondsToAllReady float64 `json:"seconds_to_all_ready"`
 	BaselineSeconds   float64 `json:"baseline_seconds"`
 	RatioToBaseline   float64 `json:"ratio_to_baseline"`
@@ -157,6 +195,10 @@ type Round struct {
 	LoadAverage [2]float64 `json:"load_average"`
 }
 
+// pgoDefaultWorkers is PGO's PostgresCluster concurrency without
+// PGO_WORKERS (cmd/postgres-operator/main.go).
+const pgoDefaultWorkers = 2
+
 // Goal is one of the design's numbers, judged on the largest round.
 type Goal struct {
 	Figure string  `json:"figure"`
@@ -188,7 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 func goals(r Round) []Goal {
 	return []Goal{
-		{"ratio_to_baseline", "≤ 1.5", r.RatioToBaseline, r.RatioToBaseline <= 1.5},
+		{"applied_ratio_to_baseline", "≤ 1.5", r.AppliedRatioToBaseline, r.AppliedRatioToBaseline <= 1.5},
 		{"writes_per_stack", "≤ 4", r.WritesPerStack, r.WritesPerStack <= 4},
 		{"idle_writes_per_min", "0", r.IdleWritesPerMin, r.IdleWritesPerMin == 0},
 		{"idle_reconciles_per_min", "0", r.IdleReconcilesPerMin, r.IdleReconcilesPerMin == 0},
@@ -212,14 +254,25 @@ func printTable(out io.Writer, res *Results) {
 	f := func(format string, get func(Round) float64) func(Round) string {
 		return func(r Round) string { return fmt.Sprintf(format, get(r)) }
 	}
+	// orDash prints a figure a round did not measure as "-".
+	orDash := func(get func(Round) float64) func(Round) string {
+		return func(r Round) string {
+			if get(r) == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", get(r))
+		}
+	}
 	row("figure", func(r Round) string { return fmt.Sprintf("N=%d", r.Stacks) }, "goal")
+	row("PGO_WORKERS", func(r Round) string { return fmt.Sprint(r.PGOWorkers) }, "")
 	row("namespaces / copied CSVs", func(r Round) string { return fmt.Sprintf("%d / %d", r.Namespaces, r.CopiedCSVs) }, "")
 	row("seconds OLM took to copy its CSV", f("%.0f", func(r Round) float64 { return r.CopySeconds }), "")
+	row("seconds_to_all_applied", f("%.2f", func(r Round) float64 { return r.SecondsToAllApplied }), "")
+	row("baseline_applied_seconds (bare creates)", f("%.2f", func(r Round) float64 { return r.BaselineAppliedSeconds }), "")
+	row("applied_ratio_to_baseline", f("%.2f", func(r Round) float64 { return r.AppliedRatioToBaseline }), "≤ 1.5")
 	row("seconds_to_all_ready", f("%.2f", func(r Round) float64 { return r.SecondsToAllReady }), "")
-	row("baseline_seconds", f("%.2f", func(r Round) float64 { return r.BaselineSeconds }), "")
-	row("ratio_to_baseline", f("%.2f", func(r Round) float64 { return r.RatioToBaseline }), "≤ 1.5")
-	row("ms per stack, pgstack", f("%.1f", func(r Round) float64 { return 1000 * r.SecondsToAllReady / float64(r.Stacks) }), "")
-	row("ms per stack, baseline", f("%.1f", func(r Round) float64 { return 1000 * r.BaselineSeconds / float64(r.Stacks) }), "")
+	row("baseline_seconds (to PGO ready)", orDash(func(r Round) float64 { return r.BaselineSeconds }), "")
+	row("ratio_to_baseline (to Ready, PGO's pace included)", orDash(func(r Round) float64 { return r.RatioToBaseline }), "")
 	row("ready_lag_p50_ms (PGO ready → stack Ready)", f("%.0f", func(r Round) float64 { return r.ReadyLagP50ms }), "")
 	row("ready_lag_p99_ms", f("%.0f", func(r Round) float64 { return r.ReadyLagP99ms }), "≤ 1000")
 	row("writes_per_stack", f("%.2f", func(r Round) float64 { return r.WritesPerStack }), "≤ 4")

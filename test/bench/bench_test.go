@@ -26,6 +26,8 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	res, err := Run(context.Background(), Config{
 		Manager: manager, Rounds: []int{5}, Idle: 5 * time.Second,
 		PhaseTimeout: 3 * time.Minute, CopyTimeout: time.Minute, DatabaseStart: time.Second, Out: &out,
+		// Not PGO's default, so that the figure shows what OLM rolled out.
+		PGOWorkers: 3,
 	})
 	if err != nil {
 		t.Fatalf("bench failed: %v\n%s", err, out.String())
@@ -37,6 +39,7 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	positive := map[string]float64{
 		"stacks": float64(r.Stacks), "waiting_stacks": float64(r.WaitingStacks),
 		"namespaces": float64(r.Namespaces), "copied_csvs": float64(r.CopiedCSVs),
+		"seconds_to_all_applied": r.SecondsToAllApplied, "baseline_applied_seconds": r.BaselineAppliedSeconds, "applied_ratio_to_baseline": r.AppliedRatioToBaseline,
 		"seconds_to_all_ready": r.SecondsToAllReady, "baseline_seconds": r.BaselineSeconds, "ratio_to_baseline": r.RatioToBaseline,
 		"writes_per_stack": r.WritesPerStack, "pgo_writes_per_cluster": r.PGOWritesPerCluster, "client_writes_per_stack": r.ClientWritesPerStack, "reconciles_per_stack": r.ReconcilesPerStack,
 		"idle_seconds": r.IdleSeconds, "peak_rss_mib": r.PeakRSSMiB,
@@ -52,6 +55,9 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 		if !(v > 0) {
 			t.Errorf("%s = %v, want a measured (positive) figure", name, v)
 		}
+	}
+	if r.PGOWorkers != 3 {
+		t.Errorf("pgo_workers = %d, want the 3 set on PGO's Subscription as PGO's Deployment runs it", r.PGOWorkers)
 	}
 	if r.IdleWritesPerMin < 0 || r.IdleReconcilesPerMin < 0 {
 		t.Errorf("idle figures are negative: %v writes/min, %v reconciles/min", r.IdleWritesPerMin, r.IdleReconcilesPerMin)
@@ -96,14 +102,14 @@ func TestBenchFillsEveryFigure(t *testing.T) {
 	if err := json.Unmarshal(data, &decoded); err != nil {
 		t.Fatalf("decode results.json: %v", err)
 	}
-	for _, name := range []string{"stacks", "seconds_to_all_ready", "baseline_seconds", "ratio_to_baseline", "writes_per_stack",
+	for _, name := range []string{"stacks", "pgo_workers", "applied_ratio_to_baseline", "seconds_to_all_ready", "baseline_seconds", "ratio_to_baseline", "writes_per_stack",
 		"idle_writes_per_min", "idle_reconciles_per_min", "peak_rss_mib", "csv_to_cluster_p50_ms", "csv_to_cluster_p99_ms",
 		"ready_lag_p50_ms", "ready_lag_p99_ms"} {
 		if _, ok := decoded.Rounds[0][name]; !ok {
 			t.Errorf("results.json lacks %s", name)
 		}
 	}
-	for _, want := range []string{"ratio_to_baseline", "writes_per_stack", "goals at N=5:"} {
+	for _, want := range []string{"applied_ratio_to_baseline", "ratio_to_baseline", "writes_per_stack", "goals at N=5:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}

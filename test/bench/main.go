@@ -40,6 +40,18 @@ func run(manager, out string, managerArgs []string) error {
 	if err != nil {
 		return err
 	}
+	workers, err := envInt("PGO_WORKERS", 0)
+	if err != nil {
+		return err
+	}
+	upgradesUpTo, err := envInt("UPGRADES_UP_TO", stacks)
+	if err != nil {
+		return err
+	}
+	baselineReadyUpTo, err := envInt("BASELINE_READY_UP_TO", 0)
+	if err != nil {
+		return err
+	}
 	rounds := []int{stacks}
 	if small := stacks / 10; small >= 1 {
 		rounds = []int{small, stacks}
@@ -51,6 +63,7 @@ func run(manager, out string, managerArgs []string) error {
 		// PGO's own 2 workers pace the baseline and the operator upgrades
 		// (over 7 minutes for 110 clusters under load): allow 10 s a stack.
 		PhaseTimeout: max(10*time.Minute, time.Duration(stacks)*10*time.Second), CopyTimeout: 10 * time.Minute, DatabaseStart: start, Out: os.Stdout,
+		PGOWorkers: workers, UpgradesUpTo: upgradesUpTo, BaselineReadyUpTo: baselineReadyUpTo,
 	})
 	if runErr != nil {
 		return runErr

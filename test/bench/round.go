@@ -12,6 +12,7 @@ import (
 	"time"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/pgstack/pgstack/internal/render"
 	"github.com/pgstack/pgstack/test/auditlog"
 	"github.com/pgstack/pgstack/test/cluster"
+	"github.com/pgstack/pgstack/test/cluster/catalog"
 	"github.com/pgstack/pgstack/test/managerproc"
 	"github.com/pgstack/pgstack/test/testenv"
 )
@@ -141,8 +143,17 @@ func runRound(ctx context.Context, cfg Config, n int, say func(string, ...any)) 
 		{"starting the manager again", r.restartManager},
 		{"pgstack", r.pgstackPhase},
 		{"steady state", r.idlePhase},
-		{"operator upgrade without a rollout policy", r.upgradePhase(false)},
-		{"operator upgrade with a rollout policy", r.upgradePhase(true)},
+	}
+	if cfg.UpgradesUpTo == 0 || n <= cfg.UpgradesUpTo {
+		steps = append(steps, []struct {
+			name string
+			run  func(context.Context) error
+		}{
+			{"operator upgrade without a rollout policy", r.upgradePhase(false)},
+			{"operator upgrade with a rollout policy", r.upgradePhase(true)},
+		}...)
+	} else {
+		say("[N=%d] no operator upgrades in this round (UPGRADES_UP_TO=%d)", n, cfg.UpgradesUpTo)
 	}
 	for _, step := range steps {
 		if err := step.run(ctx); err != nil {
@@ -320,6 +331,9 @@ func (r *round) waitingPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.setPGOWorkers(ctx); err != nil {
+		return err
+	}
 	if err := r.await(ctx, "PGO's CSV Succeeded", 5*time.Minute, func() (bool, string) {
 		return !r.track.csvSucceededAt().IsZero(), "CSV not Succeeded yet"
 	}); err != nil {
@@ -329,6 +343,9 @@ func (r *round) waitingPhase(ctx context.Context) error {
 	r.say("[N=%d] PGO's CSV Succeeded %.1fs after the first stack", r.n, r.result.InstallSeconds)
 	keys := stackKeys(r.w, waitingNamespace, stackName)
 	if err := r.awaitReady(ctx, "waiting stacks Ready", keys, false); err != nil {
+		return err
+	}
+	if err := r.readPGOWorkers(ctx); err != nil {
 		return err
 	}
 	after, err := r.audit.read()
@@ -355,6 +372,84 @@ func (r *round) waitingPhase(ctx context.Context) error {
 	r.result.WaitingWritesPerStack = after.minus(before).total() / float64(r.w)
 	r.say("[N=%d] CSV Succeeded → PostgresCluster: p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d waiting stacks",
 		r.n, r.result.CSVToClusterP50ms, r.result.CSVToClusterP99ms, r.result.CSVToClusterMaxms, r.w)
+	return nil
+}
+
+// setPGOWorkers sets PGO_WORKERS on the Subscription the manager created,
+// as a platform team would (OLM sets the Subscription's config.env on PGO's
+// container): PGO's reconciles of PostgresClusters, two at a time by
+// default, pace the baseline and pgstack alike, and on two cores they wait
+// on the API server more than they use the CPU. pgstack leaves a
+// Subscription's config alone without a rollout policy's operatorConfig.
+func (r *round) setPGOWorkers(ctx context.Context) error {
+	if r.cfg.PGOWorkers == 0 {
+		return nil
+	}
+	var sub *operatorsv1alpha1.Subscription
+	if err := r.await(ctx, "the manager's Subscription", time.Minute, func() (bool, string) {
+		subs := &operatorsv1alpha1.SubscriptionList{}
+		if err := r.client.List(ctx, subs, client.InNamespace(cluster.OperatorsNamespace)); err != nil {
+			return false, err.Error()
+		}
+		for i := range subs.Items {
+			if subs.Items[i].Spec != nil && subs.Items[i].Spec.Package == catalog.PGOPackage {
+				sub = &subs.Items[i]
+				return true, ""
+			}
+		}
+		return false, "no Subscription yet"
+	}); err != nil {
+		return err
+	}
+	base := sub.DeepCopy()
+	if sub.Spec.Config == nil {
+		sub.Spec.Config = &operatorsv1alpha1.SubscriptionConfig{}
+	}
+	sub.Spec.Config.Env = append(sub.Spec.Config.Env, corev1.EnvVar{Name: "PGO_WORKERS", Value: strconv.Itoa(r.cfg.PGOWorkers)})
+	if err := r.client.Patch(ctx, sub, client.MergeFrom(base), client.FieldOwner("pgstack-bench")); err != nil {
+		return fmt.Errorf("set PGO_WORKERS on Subscription %s: %w", sub.Name, err)
+	}
+	r.say("[N=%d] set PGO_WORKERS=%d on Subscription %s", r.n, r.cfg.PGOWorkers, sub.Name)
+	return nil
+}
+
+// readPGOWorkers records the PGO_WORKERS PGO's Deployment runs with, once
+// OLM has rolled it out with the Subscription's: the figure the table shows
+// is what PGO ran with, not what the bench asked for.
+func (r *round) readPGOWorkers(ctx context.Context) error {
+	want := strconv.Itoa(max(r.cfg.PGOWorkers, pgoDefaultWorkers))
+	if r.cfg.PGOWorkers == 0 {
+		want = ""
+	}
+	var got string
+	err := r.await(ctx, "PGO's Deployment with PGO_WORKERS "+orNone(want), 2*time.Minute, func() (bool, string) {
+		deployments := &appsv1.DeploymentList{}
+		if err := r.client.List(ctx, deployments, client.InNamespace(cluster.OperatorsNamespace)); err != nil {
+			return false, err.Error()
+		}
+		for _, d := range deployments.Items {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				for _, e := range c.Env {
+					if e.Name == "PGO_WORKERS" {
+						got = e.Value
+					}
+				}
+			}
+			if d.Status.UpdatedReplicas != d.Status.Replicas || d.Status.ReadyReplicas != d.Status.Replicas {
+				return false, fmt.Sprintf("Deployment %s is rolling out", d.Name)
+			}
+		}
+		return got == want, fmt.Sprintf("PGO_WORKERS %s", orNone(got))
+	})
+	if err != nil {
+		return err
+	}
+	r.result.PGOWorkers = pgoDefaultWorkers
+	if got != "" {
+		if r.result.PGOWorkers, err = strconv.Atoi(got); err != nil {
+			return fmt.Errorf("PGO_WORKERS %q on PGO's Deployment: %w", got, err)
+		}
+	}
 	return nil
 }
 
@@ -394,6 +489,12 @@ func (r *round) baselinePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.result.BaselineAppliedSeconds = seconds(time.Since(begin))
+	r.say("[N=%d] baseline: %d PostgresClusters created in %.2fs", r.n, r.n, r.result.BaselineAppliedSeconds)
+	if r.cfg.BaselineReadyUpTo != 0 && r.n > r.cfg.BaselineReadyUpTo {
+		r.say("[N=%d] baseline: not awaiting PGO's readiness in this round (BASELINE_READY_UP_TO=%d)", r.n, r.cfg.BaselineReadyUpTo)
+		return nil
+	}
 	if err := r.awaitReady(ctx, "baseline PostgresClusters ready", stackKeys(r.n, mainNamespace, bareName), true); err != nil {
 		return err
 	}
@@ -424,13 +525,37 @@ func (r *round) pgstackPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.awaitReady(ctx, "stacks Ready", stackKeys(r.n, mainNamespace, stackName), false); err != nil {
+	keys := stackKeys(r.n, mainNamespace, stackName)
+	var applied time.Time
+	if err := r.await(ctx, "stacks' PostgresClusters applied", r.cfg.PhaseTimeout, func() (bool, string) {
+		if _, err := r.audit.read(); err != nil {
+			return false, err.Error()
+		}
+		count := 0
+		for _, k := range keys {
+			if at, ok := r.audit.clusterWrittenAt(k); ok {
+				count++
+				if at.After(applied) {
+					applied = at
+				}
+			}
+		}
+		return count == len(keys), fmt.Sprintf("%d of %d applied", count, len(keys))
+	}); err != nil {
+		return err
+	}
+	r.result.SecondsToAllApplied = seconds(applied.Sub(begin))
+	r.result.AppliedRatioToBaseline = round2(r.result.SecondsToAllApplied / r.result.BaselineAppliedSeconds)
+	r.say("[N=%d] pgstack: %d stacks' PostgresClusters applied in %.2fs (%.2f× the baseline's creates)", r.n, r.n, r.result.SecondsToAllApplied, r.result.AppliedRatioToBaseline)
+	if err := r.awaitReady(ctx, "stacks Ready", keys, false); err != nil {
 		return err
 	}
 	r.result.SecondsToAllReady = seconds(time.Since(begin))
-	r.result.RatioToBaseline = r.result.SecondsToAllReady / r.result.BaselineSeconds
+	if r.result.BaselineSeconds > 0 {
+		r.result.RatioToBaseline = round2(r.result.SecondsToAllReady / r.result.BaselineSeconds)
+	}
 	r.say("[N=%d] pgstack: %d stacks Ready in %.2fs (%.2f× the baseline)", r.n, r.n, r.result.SecondsToAllReady, r.result.RatioToBaseline)
-	lags := r.track.readyLags(stackKeys(r.n, mainNamespace, stackName))
+	lags := r.track.readyLags(keys)
 	if len(lags) != r.n {
 		return fmt.Errorf("saw PGO's readiness and the stack's Ready of %d of %d stacks", len(lags), r.n)
 	}
