@@ -18,17 +18,18 @@ import (
 func runManager(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var (
-		metricsAddr   string
-		probeAddr     string
-		secureMetrics bool
-		leaderElect   bool
-		leaseNS       string
-		leaseDuration time.Duration
-		renewDeadline time.Duration
-		retryPeriod   time.Duration
-		concurrency   int
-		progress      time.Duration
-		pprofAddr     string
+		metricsAddr     string
+		probeAddr       string
+		secureMetrics   bool
+		leaderElect     bool
+		leaseNS         string
+		leaseDuration   time.Duration
+		renewDeadline   time.Duration
+		retryPeriod     time.Duration
+		concurrency     int
+		progress        time.Duration
+		clusterProgress bool
+		pprofAddr       string
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -41,7 +42,8 @@ func runManager(args []string) error {
 	fs.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a failed renewal before it gives up leading (and exits).")
 	fs.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire, and the leader to renew, the Lease.")
 	fs.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many PostgresStacks are reconciled at once. A reconcile mostly waits on the API server, so a few in flight keep a thousand stacks moving (make bench).")
-	fs.DurationVar(&progress, "status-progress-interval", controllers.DefaultProgressInterval, "The least time between two status writes of a stack that only describe work in progress differently (PGO taking a new cluster through its states); a condition turning, Ready, Stalled or a new generation is written at once. 0 writes every change at once.")
+	fs.DurationVar(&progress, "status-progress-interval", controllers.DefaultProgressInterval, "The least time between two status writes of a stack that only describe work in progress differently (OLM taking a CSV through its phases; PGO's steps with --status-cluster-progress); a condition turning, Ready, Stalled or a new generation is written at once. 0 writes every change at once.")
+	fs.BoolVar(&clusterProgress, "status-cluster-progress", false, "Write PGO's steps toward a new cluster (instances starting, the primary, the stanza) to the stack's status as they happen, paced by --status-progress-interval. Off, a new stack's status says it awaits PGO until the cluster is ready, and the PostgresCluster's own status shows the steps: at a thousand stacks a write per step per stack is API load no reader acts on.")
 	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "Address Go's pprof endpoints (/debug/pprof/) bind to, for a heap or CPU profile of a running manager; empty (the default) serves none. Bind it to localhost: pprof has no authentication.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -82,6 +84,7 @@ func runManager(args []string) error {
 	reconciler := controllers.NewReconciler(mgr)
 	reconciler.MaxConcurrentReconciles = concurrency
 	reconciler.ProgressInterval = progress
+	reconciler.ShowClusterProgress = clusterProgress
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PostgresStack controller: %w", err)
 	}

@@ -52,10 +52,14 @@ type PostgresStackReconciler struct {
 	// Events are read, not watched, so no event would bring the stack back.
 	PGORecheck time.Duration
 	// ProgressInterval is the least time between two status writes that
-	// only describe work in progress differently (status.ProgressOnly);
-	// 0 writes every change at once. A change a reader acts on is never
+	// only describe work in progress differently (status.Pacing); 0
+	// writes every change at once. A change a reader acts on is never
 	// held back.
 	ProgressInterval time.Duration
+	// ShowClusterProgress writes PGO's steps toward a new cluster
+	// (instances, primary, stanza) as progress; without it they are
+	// written with the next change a reader acts on (Ready, mostly).
+	ShowClusterProgress bool
 
 	// written is the last status written per stack, for reads the cache
 	// has not caught up with.
@@ -198,14 +202,20 @@ func (r *PostgresStackReconciler) patchStatus(ctx context.Context, sc *scope) er
 	if equality.Semantic.DeepEqual(current, next) {
 		return nil
 	}
-	// Work in progress described differently waits until the interval
-	// since the last write has passed; the requeue writes it then, unless
-	// a later reconcile has news first. Pacing is wall time, not r.now
-	// (the clock windows are judged by); the cheap check goes first.
+	// PGO's steps toward a new cluster wait for news a reader acts on;
+	// other work in progress described differently waits until the
+	// interval since the last write has passed, and the requeue writes it
+	// then, unless a later reconcile has news first. Pacing is wall time,
+	// not r.now (the clock windows are judged by).
 	wallNow := time.Now()
-	if wait := r.written.since(stack, wallNow); wait < r.ProgressInterval && status.ProgressOnly(current, next) {
-		sc.requeueAt(wallNow.Add(r.ProgressInterval-wait), wallNow)
+	switch pace := status.Pacing(current, next); {
+	case pace == status.HoldClusterProgress && !r.ShowClusterProgress:
 		return nil
+	case pace != status.WriteNow:
+		if wait := r.written.since(stack, wallNow); wait < r.ProgressInterval {
+			sc.requeueAt(wallNow.Add(r.ProgressInterval-wait), wallNow)
+			return nil
+		}
 	}
 	r.recordTransitions(stack, current, next)
 	base := stack.DeepCopy()

@@ -10,7 +10,7 @@ import (
 	"github.com/pgstack/pgstack/internal/pgo"
 )
 
-func TestProgressOnly(t *testing.T) {
+func TestPacing(t *testing.T) {
 	cluster := func(reason, message string, ready int32) Cluster {
 		return Cluster{Name: "hippo", Exists: true, Readiness: pgo.Readiness{Reason: reason, Message: message, ReadyInstances: ready, Instances: 2}}
 	}
@@ -40,29 +40,36 @@ func TestProgressOnly(t *testing.T) {
 		}
 		return o
 	}
+	newPlan := replacing("Pending")
+	newPlan.Operator.Plan = "install-again"
+	// A first install's plan replaced while PGO also moves a cluster on.
+	planBefore, planAndSteps := starting, oneUp
+	planBefore.Operator, planAndSteps.Operator = replacing("Pending").Operator, newPlan.Operator
 	withUpgrade := stanza
 	withUpgrade.Cluster.MajorUpgrade = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: "hippo-pg17", FromVersion: 16, ToVersion: 17, Step: platformv1alpha1.UpgradeRunning}
 
 	tests := []struct {
 		name          string
 		current, next Observations
-		want          bool
+		want          Pace
 	}{
-		{"replicas coming up one by one", starting, oneUp, true},
-		{"instances ready, PGO creating the stanza", oneUp, stanza, true},
-		{"PGO first observing a created cluster", awaiting, starting, true},
-		{"the stack turns Ready", stanza, ready, false},
-		{"PGO refuses the cluster: Stalled", stanza, failed, false},
-		{"a new generation observed", stanza, newGeneration, false},
-		{"an upgrade step reported", stanza, withUpgrade, false},
-		{"nothing changed at all", stanza, stanza, true},
-		{"PGO creates the stanza: the repository turns ready", withRepo(stanza, false), withRepo(oneUp, true), true},
-		{"a backup completes", withRepo(stanza, true), backedUp, false},
-		{"a Ready stack losing an instance is told at once", ready, oneUp, false},
-		{"OLM starts replacing PGO: Ready turns False at once", ready, replacing("Pending"), false},
-		{"OLM's CSV moves from phase to phase", replacing("Pending"), replacing("InstallReady"), true},
-		{"the new CSV installing", replacing("InstallReady"), replacing("Installing"), true},
-		{"the new CSV Succeeded: Ready again at once", replacing("Installing"), replacing("Succeeded"), false},
+		{"replicas coming up one by one", starting, oneUp, HoldClusterProgress},
+		{"instances ready, PGO creating the stanza", oneUp, stanza, HoldClusterProgress},
+		{"PGO first observing a created cluster", awaiting, starting, HoldClusterProgress},
+		{"the stack turns Ready", stanza, ready, WriteNow},
+		{"PGO refuses the cluster: Stalled", stanza, failed, WriteNow},
+		{"a new generation observed", stanza, newGeneration, WriteNow},
+		{"an upgrade step reported", stanza, withUpgrade, WriteNow},
+		{"nothing changed at all", stanza, stanza, HoldClusterProgress},
+		{"PGO creates the stanza: the repository turns ready", withRepo(stanza, false), withRepo(oneUp, true), HoldClusterProgress},
+		{"a backup completes", withRepo(stanza, true), backedUp, WriteNow},
+		{"a Ready stack losing an instance is told at once", ready, oneUp, WriteNow},
+		{"OLM starts replacing PGO: Ready turns False at once", ready, replacing("Pending"), WriteNow},
+		{"OLM's CSV moves from phase to phase", replacing("Pending"), replacing("InstallReady"), PaceProgress},
+		{"OLM names another plan while the install waits", replacing("Pending"), newPlan, PaceProgress},
+		{"OLM's plan and PGO's steps move together", planBefore, planAndSteps, PaceProgress},
+		{"the new CSV installing", replacing("InstallReady"), replacing("Installing"), PaceProgress},
+		{"the new CSV Succeeded: Ready again at once", replacing("Installing"), replacing("Succeeded"), WriteNow},
 	}
 	now := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
 	for _, tt := range tests {
@@ -70,8 +77,8 @@ func TestProgressOnly(t *testing.T) {
 			var initial platformv1alpha1.PostgresStackStatus
 			current := Compute(initial, tt.current, now)
 			next := Compute(current, tt.next, metav1.NewTime(now.Add(time.Second)))
-			if got := ProgressOnly(current, next); got != tt.want {
-				t.Errorf("ProgressOnly = %v, want %v\ncurrent: %+v\nnext:    %+v", got, tt.want, current.Conditions, next.Conditions)
+			if got := Pacing(current, next); got != tt.want {
+				t.Errorf("Pacing = %v, want %v\ncurrent: %+v\nnext:    %+v", got, tt.want, current.Conditions, next.Conditions)
 			}
 		})
 	}
