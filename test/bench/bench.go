@@ -298,13 +298,22 @@ func printTable(out io.Writer, res *Results) {
 	row("csv_to_cluster_p99_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterP99ms }), "< 100")
 	row("csv_to_cluster_max_ms", f("%.0f", func(r Round) float64 { return r.CSVToClusterMaxms }), "")
 	row("writes per waiting stack", f("%.2f", func(r Round) float64 { return r.WaitingWritesPerStack }), "")
-	row("upgrade: most clusters restarting at once, no policy", func(r Round) string { return fmt.Sprint(r.UpgradeMaxRestarting) }, "")
-	row("upgrade: most at once, policy (its maxConcurrent)", func(r Round) string {
+	// upgrade prints an upgrade figure, or "-" for a round without upgrades.
+	upgrade := func(value func(Round) string) func(Round) string {
+		return func(r Round) string {
+			if r.UpgradeSeconds == 0 {
+				return "-"
+			}
+			return value(r)
+		}
+	}
+	row("upgrade: most clusters restarting at once, no policy", upgrade(func(r Round) string { return fmt.Sprint(r.UpgradeMaxRestarting) }), "")
+	row("upgrade: most at once, policy (its maxConcurrent)", upgrade(func(r Round) string {
 		return fmt.Sprintf("%d (%d)", r.UpgradeMaxRestartingWithPolicy, r.UpgradePolicyMaxConcurrent)
-	}, "")
-	row("upgrade: ratio, no policy / policy", f("%.2f", func(r Round) float64 { return r.UpgradeRestartingRatio }), "")
-	row("upgrade: s approval → all new images, no policy", f("%.1f", func(r Round) float64 { return r.UpgradeSeconds }), "")
-	row("upgrade: s approval → all new images, policy", f("%.1f", func(r Round) float64 { return r.UpgradeSecondsWithPolicy }), "")
+	}), "")
+	row("upgrade: ratio, no policy / policy", upgrade(f("%.2f", func(r Round) float64 { return r.UpgradeRestartingRatio })), "")
+	row("upgrade: s approval → all new images, no policy", upgrade(f("%.1f", func(r Round) float64 { return r.UpgradeSeconds })), "")
+	row("upgrade: s approval → all new images, policy", upgrade(f("%.1f", func(r Round) float64 { return r.UpgradeSecondsWithPolicy })), "")
 	row("round seconds", f("%.0f", func(r Round) float64 { return r.RoundSeconds }), "")
 	row("load average at start / end", func(r Round) string { return fmt.Sprintf("%.1f / %.1f", r.LoadAverage[0], r.LoadAverage[1]) }, "")
 	tw.Flush()
