@@ -311,10 +311,13 @@ func (r *PostgresStackReconciler) adoptSubscription(ctx context.Context, stack *
 	return nil
 }
 
-// stacksUsing lists the live stacks that install pkg into namespace, oldest first.
+// stacksUsing lists the live stacks that install pkg into namespace, oldest
+// first, straight from the cache and not copied: read them, never change
+// them. Every stack judging a waiting plan lists every stack sharing the
+// operator, and a copy of each was N² copies of whole stacks per plan.
 func (r *PostgresStackReconciler) stacksUsing(ctx context.Context, namespace, pkg string) ([]platformv1alpha1.PostgresStack, error) {
 	list := &platformv1alpha1.PostgresStackList{}
-	if err := r.List(ctx, list, client.MatchingFields{indexOperatorNamespace: namespace}); err != nil {
+	if err := r.List(ctx, list, client.MatchingFields{indexOperatorNamespace: namespace}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list stacks installing into %s: %w", namespace, err)
 	}
 	var out []platformv1alpha1.PostgresStack

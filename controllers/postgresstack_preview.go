@@ -35,6 +35,45 @@ type planReview struct {
 	next    pgo.Catalog
 	version string
 	unsafe  []crdcompat.Violation
+
+	// impacts are the plan's previews per stack, by impactKey: every stack
+	// judging the plan previews every stack sharing the operator, and
+	// without them a plan cost N² previews (each reading its cluster's
+	// spec) where N suffice, as a thousand stacks reconcile through an
+	// upgrade.
+	impactsMu sync.Mutex
+	impacts   map[string]pgo.UpgradeImpact
+}
+
+// impact is the plan's preview for one stack: what PGO would pick for req
+// now and after the upgrade, worked out once per key.
+func (review *planReview) impact(key string, req func() (pgo.ImageRequest, bool), current pgo.Catalog) (pgo.UpgradeImpact, bool) {
+	review.impactsMu.Lock()
+	defer review.impactsMu.Unlock()
+	if got, ok := review.impacts[key]; ok {
+		return got, true
+	}
+	r, ok := req()
+	if !ok {
+		return pgo.UpgradeImpact{}, false
+	}
+	got := pgo.PreviewOperatorUpgrade(r, current, review.next, review.version)
+	if review.impacts == nil {
+		review.impacts = map[string]pgo.UpgradeImpact{}
+	}
+	review.impacts[key] = got
+	return got, true
+}
+
+// impactKey names what a stack's preview depends on beside the review:
+// the stack's spec (its generation) and its PostgresCluster as PGO sees it
+// (its resourceVersion; none before it exists).
+func impactKey(stack *platformv1alpha1.PostgresStack, live map[types.NamespacedName]*unstructured.Unstructured) string {
+	clusterVersion := ""
+	if pc := live[client.ObjectKeyFromObject(stack)]; pc != nil {
+		clusterVersion = pc.GetResourceVersion()
+	}
+	return fmt.Sprintf("%s/%d/%s", stack.UID, stack.Generation, clusterVersion)
 }
 
 // planReviews keeps the last review of each plan. A review is made once
@@ -134,11 +173,10 @@ func (r *PostgresStackReconciler) previewUpgrade(ctx context.Context, sc *scope,
 	strandedWhy := ""
 	for i := range users {
 		u := &users[i]
-		req, ok := imageRequest(u, live)
+		impact, ok := review.impact(impactKey(u, live), func() (pgo.ImageRequest, bool) { return imageRequest(u, live) }, *sc.images)
 		if !ok {
 			continue
 		}
-		impact := pgo.PreviewOperatorUpgrade(req, *sc.images, review.next, review.version)
 		name := u.Namespace + "/" + u.Name
 		if impact.Restarts {
 			restarting = append(restarting, name)

@@ -451,12 +451,16 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 }
 
 // kwokNode is a fake node kwok manages. It carries no taint, so operator
-// pods schedule on it without tolerations.
+// pods schedule on it without tolerations. It holds 1,000 pods, not a
+// kubelet's default 110: a PostgresCluster of PGO's runs two pods (its
+// instance and its repository host), and `make bench` brings up 1,100 of
+// them on the default three nodes (with 110 each, 1,935 pods stayed
+// Pending: "Too many pods").
 func kwokNode(name string) *corev1.Node {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
+		corev1.ResourcePods:   resource.MustParse("1000"),
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
