@@ -36,22 +36,29 @@ type planReview struct {
 	version string
 	unsafe  []crdcompat.Violation
 
-	// impacts are the plan's previews per stack, by impactKey: every stack
-	// judging the plan previews every stack sharing the operator, and
-	// without them a plan cost N² previews (each reading its cluster's
-	// spec) where N suffice, as a thousand stacks reconcile through an
-	// upgrade.
+	// impacts are the plan's latest preview per stack (by UID), with the
+	// impactKey it was made for: every stack judging the plan previews
+	// every stack sharing the operator, and without them a plan cost N²
+	// previews (each reading its cluster's spec) where N suffice, as a
+	// thousand stacks reconcile through an upgrade. One per stack, so a
+	// plan that waits for days keeps N, however often PGO writes.
 	impactsMu sync.Mutex
-	impacts   map[string]pgo.UpgradeImpact
+	impacts   map[types.UID]keptImpact
+}
+
+// keptImpact is a stack's preview and the impactKey it was made for.
+type keptImpact struct {
+	key    string
+	impact pgo.UpgradeImpact
 }
 
 // impact is the plan's preview for one stack: what PGO would pick for req
 // now and after the upgrade, worked out once per key.
-func (review *planReview) impact(key string, req func() (pgo.ImageRequest, bool), current pgo.Catalog) (pgo.UpgradeImpact, bool) {
+func (review *planReview) impact(uid types.UID, key string, req func() (pgo.ImageRequest, bool), current pgo.Catalog) (pgo.UpgradeImpact, bool) {
 	review.impactsMu.Lock()
 	defer review.impactsMu.Unlock()
-	if got, ok := review.impacts[key]; ok {
-		return got, true
+	if kept, ok := review.impacts[uid]; ok && kept.key == key {
+		return kept.impact, true
 	}
 	r, ok := req()
 	if !ok {
@@ -59,9 +66,9 @@ func (review *planReview) impact(key string, req func() (pgo.ImageRequest, bool)
 	}
 	got := pgo.PreviewOperatorUpgrade(r, current, review.next, review.version)
 	if review.impacts == nil {
-		review.impacts = map[string]pgo.UpgradeImpact{}
+		review.impacts = map[types.UID]keptImpact{}
 	}
-	review.impacts[key] = got
+	review.impacts[uid] = keptImpact{key: key, impact: got}
 	return got, true
 }
 
@@ -73,7 +80,7 @@ func impactKey(stack *platformv1alpha1.PostgresStack, live map[types.NamespacedN
 	if pc := live[client.ObjectKeyFromObject(stack)]; pc != nil {
 		clusterVersion = pc.GetResourceVersion()
 	}
-	return fmt.Sprintf("%s/%d/%s", stack.UID, stack.Generation, clusterVersion)
+	return fmt.Sprintf("%d/%s", stack.Generation, clusterVersion)
 }
 
 // planReviews keeps the last review of each plan. A review is made once
@@ -173,7 +180,7 @@ func (r *PostgresStackReconciler) previewUpgrade(ctx context.Context, sc *scope,
 	strandedWhy := ""
 	for i := range users {
 		u := &users[i]
-		impact, ok := review.impact(impactKey(u, live), func() (pgo.ImageRequest, bool) { return imageRequest(u, live) }, *sc.images)
+		impact, ok := review.impact(u.UID, impactKey(u, live), func() (pgo.ImageRequest, bool) { return imageRequest(u, live) }, *sc.images)
 		if !ok {
 			continue
 		}

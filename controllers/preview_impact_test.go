@@ -49,7 +49,7 @@ func TestPlanReviewPreviewsEachStackOnce(t *testing.T) {
 		{"and is asked again", newSpec, nil, false, 6, false},
 	}
 	for _, s := range steps {
-		_, ok := review.impact(impactKey(s.stack, s.live), request(s.renders), pgo.Catalog{})
+		_, ok := review.impact(s.stack.UID, impactKey(s.stack, s.live), request(s.renders), pgo.Catalog{})
 		if ok != s.wantOK || calls != s.wantCalls {
 			t.Errorf("%s: ok=%v after %d requests, want ok=%v after %d", s.name, ok, calls, s.wantOK, s.wantCalls)
 		}
