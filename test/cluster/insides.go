@@ -97,6 +97,7 @@ func (c *Cluster) prepareInsides() (insidesSetup, error) {
 		"PATH=" + dir,
 		"PODEXEC_LOG=" + filepath.Join(c.Dir, "logs", "podexec.log"),
 		"PODEXEC_UNKNOWN=" + c.podexecUnknown(),
+		"PODEXEC_TIMELINE=" + filepath.Join(dir, "timeline"),
 		// A switchover moves Patroni's leader key through the API server.
 		"KUBECONFIG=" + c.Kubeconfig,
 	}}, nil

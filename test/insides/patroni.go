@@ -383,6 +383,12 @@ func Switchover(ctx context.Context, cs kubernetes.Interface, primary, candidate
 		return Answer{Shape: ShapePatroniSwitchover, Stderr: "Error: This cluster has no leader\n", Exit: 1}
 	}
 	primary = old.Name
+	// patronictl refuses a candidate that already leads (Patroni
+	// patroni/ctl.py, _do_failover_or_switchover); PGO then fails the
+	// switchover and tries again on every reconcile.
+	if candidate == primary {
+		return Answer{Shape: ShapePatroniSwitchover, Stderr: "Error: Switchover target and source are the same.\n", Exit: 1}
+	}
 	sort.Slice(members.Items, func(i, j int) bool { return members.Items[i].Name < members.Items[j].Name })
 	var next *corev1.Pod
 	for i := range members.Items {
@@ -404,7 +410,9 @@ func Switchover(ctx context.Context, cs kubernetes.Interface, primary, candidate
 	if err := p.setMember(ctx, old, roleReplica, "replica"); err != nil {
 		return Answer{Shape: ShapePatroniSwitchover, Stderr: err.Error() + "\n", Exit: 1}
 	}
-	return answer("Successfully switched over to %q\n", next.Name)
+	done := answer("Successfully switched over to %q\n", next.Name)
+	done.Promoted = true
+	return done
 }
 
 // systemIdentifier is a PostgreSQL system identifier: 19 digits, as initdb

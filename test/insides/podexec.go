@@ -7,6 +7,9 @@
 package insides
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -19,6 +22,8 @@ type Answer struct {
 	Exit           int
 	// Unknown is set for a command no shape matched: the suite fails.
 	Unknown bool
+	// Promoted: a switchover made another member the leader.
+	Promoted bool
 }
 
 // The command shapes PGO v5.8.9's manager sends, each with the PGO source
@@ -48,9 +53,11 @@ const (
 	// against the cluster by Switchover, not by Play.
 	ShapePatroniSwitchover = "patronictl-switchover"
 	// patronictl list --format json (internal/patroni/api.go:175-208): PGO
-	// reads the running leader's timeline before a requested switchover,
-	// and again after it, only to tell one it already made. The stand-in
-	// keeps no timeline: it prints one running leader on timeline 1.
+	// reads the running leader's timeline when a switchover is asked for,
+	// and again before running it: a timeline that moved means its own
+	// status write has not reached its cache yet and the switchover ran
+	// (patroni.go:540-570). The stand-in prints one running leader on
+	// the timeline its Timeline file holds.
 	ShapePatroniList = "patronictl-list"
 	ShapeUnknown     = "unknown"
 )
@@ -58,8 +65,9 @@ const (
 // exitUnknown is a shell's "command not found".
 const exitUnknown = 127
 
-// Play answers one command, named as it was invoked, with its arguments.
-func Play(name string, args []string) Answer {
+// Play answers one command, named as it was invoked, with its arguments;
+// timeline is the leader's, for patronictl list.
+func Play(name string, args []string, timeline int) Answer {
 	switch name {
 	case "psql":
 		if slices.Contains(args, "-Xw") && slices.Contains(args, "--file=-") {
@@ -81,7 +89,7 @@ func Play(name string, args []string) Answer {
 		case slices.Equal(args, []string{"edit-config", "--replace=-", "--force"}):
 			return Answer{Shape: ShapePatroniConfig}
 		case slices.Equal(args, []string{"list", "--format", "json"}):
-			return Answer{Shape: ShapePatroniList, Stdout: `[{"Cluster": "pgstack-stand-in", "Member": "leader", "Role": "Leader", "State": "running", "TL": 1}]` + "\n"}
+			return Answer{Shape: ShapePatroniList, Stdout: fmt.Sprintf(`[{"Cluster": "pgstack-stand-in", "Member": "leader", "Role": "Leader", "State": "running", "TL": %d}]`+"\n", timeline)}
 		case len(args) == 5 && args[0] == "restart" && args[1] == "--pending" && args[2] == "--force" && strings.HasPrefix(args[3], "--role="):
 			return Answer{Shape: ShapePatroniRestart, Stdout: "No pending restarts\n"}
 		}
@@ -108,3 +116,43 @@ func SwitchoverArgs(name string, args []string) (primary, candidate string, ok b
 
 // Names are the names podexec is installed under: every program PGO execs.
 var Names = []string{"bash", "patronictl", "psql", "pgbackrest"}
+
+// Timeline is the file in which the stand-in keeps Patroni's timeline: one
+// line per switchover played, on timeline 1 before any. Real Patroni keeps
+// a timeline per cluster and a promotion moves it on; kwok's exec does not
+// say which pod a command runs in, so patronictl list cannot tell which
+// cluster asks, and the stand-in keeps one timeline for the local cluster.
+// PGO only compares the timeline before and after a requested switchover,
+// so a switchover in another cluster in between reads as this one done:
+// PGO then reports a switchover that did not run, which the suites'
+// count of switchovers (one per token) catches rather than hides.
+type Timeline string
+
+// Read is the timeline now (1 when the file does not exist yet).
+func (t Timeline) Read() (int, error) {
+	data, err := os.ReadFile(string(t))
+	if os.IsNotExist(err) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read Patroni's timeline: %w", err)
+	}
+	return 1 + bytes.Count(data, []byte("\n")), nil
+}
+
+// Advance moves the timeline on by one, as a promotion does. One short
+// append is atomic, so podexec processes running at once each count.
+func (t Timeline) Advance(why string) error {
+	f, err := os.OpenFile(string(t), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("advance Patroni's timeline: %w", err)
+	}
+	_, err = f.WriteString(strings.ReplaceAll(why, "\n", " ") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("advance Patroni's timeline: %w", err)
+	}
+	return nil
+}

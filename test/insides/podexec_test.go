@@ -1,6 +1,10 @@
 package insides
 
-import "testing"
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+)
 
 // The argv PGO v5.8.9 builds for each shape (copied from the call sites the
 // shapes cite), and commands podexec must refuse.
@@ -43,7 +47,7 @@ fi
 		{"a program PGO never runs", []string{"pg_ctl", "stop"}, ShapeUnknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Play(tc.argv[0], tc.argv[1:])
+			got := Play(tc.argv[0], tc.argv[1:], 1)
 			if got.Shape != tc.shape {
 				t.Fatalf("shape %q, want %q", got.Shape, tc.shape)
 			}
@@ -52,5 +56,30 @@ fi
 				t.Errorf("exit %d unknown %v for shape %s", got.Exit, got.Unknown, tc.shape)
 			}
 		})
+	}
+}
+
+// PGO tells a switchover it already ran by the leader's timeline moving
+// (patroni.go:540-570): patronictl list prints the timeline the file
+// holds, and each switchover played moves it on by one.
+func TestTimelineMovesOnWithEachSwitchover(t *testing.T) {
+	timeline := Timeline(filepath.Join(t.TempDir(), "timeline"))
+	for want := 1; want <= 3; want++ {
+		got, err := timeline.Read()
+		if err != nil || got != want {
+			t.Fatalf("timeline %d, %v; want %d", got, err, want)
+		}
+		list := Play("patronictl", []string{"list", "--format", "json"}, got)
+		var members []struct {
+			Role, State string
+			TL          int
+		}
+		if err := json.Unmarshal([]byte(list.Stdout), &members); err != nil || len(members) != 1 || members[0].TL != want ||
+			members[0].Role != "Leader" || members[0].State != "running" {
+			t.Fatalf("patronictl list printed %q (%v), want the running leader on timeline %d", list.Stdout, err, want)
+		}
+		if err := timeline.Advance("switchover --candidate=hippo-b-0\n"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

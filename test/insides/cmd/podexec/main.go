@@ -34,9 +34,18 @@ import (
 func main() {
 	name := filepath.Base(os.Args[0])
 	args := os.Args[1:]
-	answer := insides.Play(name, args)
+	timeline := insides.Timeline(os.Getenv("PODEXEC_TIMELINE"))
+	tl, err := timeline.Read()
+	answer := insides.Play(name, args, tl)
 	if primary, candidate, ok := insides.SwitchoverArgs(name, args); ok {
 		answer = switchover(primary, candidate)
+		// The new leader is promoted onto the next timeline.
+		if answer.Exit == 0 && answer.Promoted && err == nil {
+			err = timeline.Advance(strings.Join(args, " "))
+		}
+	}
+	if err != nil {
+		answer = insides.Answer{Shape: answer.Shape, Stderr: err.Error() + "\n", Exit: 1, Unknown: true}
 	}
 	logCall(os.Getenv("PODEXEC_LOG"), name, args, answer)
 	if answer.Unknown {
