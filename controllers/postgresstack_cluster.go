@@ -153,8 +153,12 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			}
 		}
 		obs.Readiness = pgo.Judge(live, events)
-		if obs.Primary, err = r.primaryOf(ctx, live); err != nil {
+		leader, err := r.primaryOf(ctx, live)
+		if err != nil {
 			return err
+		}
+		if leader != nil {
+			obs.Primary = leader.Name
 		}
 		obs.Restore = pgo.ReadRestore(live, sc.stack.Spec.Postgres, r.written.current(sc.stack).Cluster.Restore)
 		backups := pgo.ReadBackups(pgo.BackupsInput{Live: live, Previous: r.written.current(sc.stack).Backups,
@@ -212,8 +216,18 @@ func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope,
 	case sc.obs.Operator.Rollout != nil && sc.obs.Operator.Rollout.State == platformv1alpha1.ClusterRestarting:
 		busy = "the staged operator rollout is moving the cluster to new images"
 	}
+	primary := ""
+	if live != nil && spec.Switchover != nil {
+		leader, err := r.primaryOf(ctx, live)
+		if err != nil {
+			return nil, pgo.OperationsPlan{}, err
+		}
+		if leader != nil {
+			primary = leader.Labels[labelPGOInstance]
+		}
+	}
 	plan := pgo.PlanOperations(pgo.OperationsInput{Cluster: desired.GetName(), Spec: stack.Spec.Operations, Previous: previous,
-		Live: live, Instances: sets, Busy: busy, Now: r.now()})
+		Live: live, Instances: sets, Primary: primary, Busy: busy, Now: r.now()})
 	if removal.Status != nil {
 		if plan.Status == nil {
 			plan.Status = &platformv1alpha1.OperationsStatus{}
@@ -230,7 +244,7 @@ func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope,
 			obs.Pending = problem(f)
 		}
 	}
-	if err := pgo.RenderOperations(desired, stack.Spec.Operations, plan.Status); err != nil {
+	if err := pgo.RenderOperations(desired, live, stack.Spec.Operations, plan.Status); err != nil {
 		return nil, pgo.OperationsPlan{}, fmt.Errorf("render the operations of %s/%s: %w", stack.Namespace, stack.Name, err)
 	}
 	return desired, plan, nil
@@ -367,18 +381,18 @@ func ownedBy(obj client.Object, stack *platformv1alpha1.PostgresStack) bool {
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 
-// primaryOf names the pod Patroni made the cluster's leader, from the cache
-// of leader pods' metadata; empty when none leads, or when Patroni's labels
+// primaryOf is the pod Patroni made the cluster's leader, from the cache
+// of leader pods' metadata; nil when none leads, or when Patroni's labels
 // name more than one (a moment of failover: the next label change brings
 // the stack back).
-func (r *PostgresStackReconciler) primaryOf(ctx context.Context, pc *unstructured.Unstructured) (string, error) {
+func (r *PostgresStackReconciler) primaryOf(ctx context.Context, pc *unstructured.Unstructured) (*metav1.PartialObjectMetadata, error) {
 	leaders := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}}
 	if err := r.List(ctx, leaders, client.InNamespace(pc.GetNamespace()),
 		client.MatchingLabels{labelPGOCluster: pc.GetName(), labelPGORole: rolePatroniLeader}); err != nil {
-		return "", fmt.Errorf("list the leader pods of PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
+		return nil, fmt.Errorf("list the leader pods of PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
 	}
 	if len(leaders.Items) != 1 {
-		return "", nil
+		return nil, nil
 	}
-	return leaders.Items[0].Name, nil
+	return &leaders.Items[0], nil
 }

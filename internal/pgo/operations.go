@@ -55,6 +55,9 @@ type OperationsInput struct {
 	Live *unstructured.Unstructured
 	// Instances are the cluster's instance StatefulSets.
 	Instances []appsv1.StatefulSet
+	// Primary is the instance that leads the cluster now (empty when
+	// none or unknown).
+	Primary string
 	// Busy says why nothing that restarts pods may start now (a major
 	// upgrade, the staged operator rollout); empty when nothing does.
 	Busy string
@@ -147,41 +150,41 @@ func PlanOperations(in OperationsInput) OperationsPlan {
 		name  Operation
 		token platformv1alpha1.OperationToken
 		st    **platformv1alpha1.OperationStatus
-		// wait says why the token cannot start yet; refuse why it never will.
-		wait, refuse string
+		// refuse says why the token never runs; done, that what it asks
+		// for already holds, so PGO is not asked.
+		refuse, done string
+	}
+	// wait says why the token of op cannot start yet. It is asked as each
+	// request is judged, so a restart started just before holds a
+	// switchover asked at once (PGO would run the switchover in the middle
+	// of the restart's rollout, which then restarts the new primary again).
+	wait := func(op Operation) string {
+		busy := in.Busy
+		if op != OpBackup {
+			busy = restarting(op)
+		}
+		if busy == "" && !ready {
+			busy = notServing
+		}
+		return busy
 	}
 	var requests []request
 	if b := spec.Backup; b != nil {
-		r := request{name: OpBackup, token: b.Token, st: &out.Backup}
-		switch {
-		case in.Busy != "":
-			r.wait = in.Busy
-		case !ready:
-			r.wait = notServing
-		}
-		requests = append(requests, r)
+		requests = append(requests, request{name: OpBackup, token: b.Token, st: &out.Backup})
 	}
 	if s := spec.Restart; s != nil {
-		r := request{name: OpRestart, token: s.Token, st: &out.Restart}
-		if busy := restarting(OpRestart); busy != "" {
-			r.wait = busy
-		} else if !ready {
-			r.wait = notServing
-		}
-		requests = append(requests, r)
+		requests = append(requests, request{name: OpRestart, token: s.Token, st: &out.Restart})
 	}
 	if s := spec.Switchover; s != nil {
 		r := request{name: OpSwitchover, token: s.Token, st: &out.Switchover}
-		names := instanceNames(in.Instances)
-		switch {
-		case s.TargetInstance != "" && len(names) > 0 && !slices.Contains(names, s.TargetInstance):
+		if names := instanceNames(in.Instances); s.TargetInstance != "" && len(names) > 0 && !slices.Contains(names, s.TargetInstance) {
 			// PGO would fail the whole reconcile of the cluster on every
 			// try ("TargetInstance was specified but not found").
 			r.refuse = fmt.Sprintf("targetInstance %s is not an instance of the cluster (its instances: %s)", s.TargetInstance, strings.Join(names, ", "))
-		case restarting(OpSwitchover) != "":
-			r.wait = restarting(OpSwitchover)
-		case !ready:
-			r.wait = notServing
+		} else if s.TargetInstance != "" && s.TargetInstance == in.Primary {
+			// Patroni refuses a candidate that leads ("target and source
+			// are the same"), and PGO would try again on every reconcile.
+			r.done = fmt.Sprintf("instance %s already leads the cluster; PGO was not asked", s.TargetInstance)
 		}
 		requests = append(requests, r)
 	}
@@ -204,9 +207,9 @@ func PlanOperations(in OperationsInput) OperationsPlan {
 				fmt.Sprintf("%s %s waits for %s %s to end", r.name, r.token, r.name, st.Token))
 			continue
 		}
-		if !adopted && r.wait != "" {
+		if why := wait(r.name); !adopted && r.refuse == "" && why != "" {
 			plan.Pending = firstFinding(plan.Pending, platformv1alpha1.ReasonOperationPending,
-				fmt.Sprintf("%s %s of PostgresCluster %s waits: %s", r.name, r.token, in.Cluster, r.wait))
+				fmt.Sprintf("%s %s of PostgresCluster %s waits: %s", r.name, r.token, in.Cluster, why))
 			continue
 		}
 		next := &platformv1alpha1.OperationStatus{Token: r.token, Phase: platformv1alpha1.OperationRunning, StartTime: &now,
@@ -217,11 +220,16 @@ func PlanOperations(in OperationsInput) OperationsPlan {
 				next.UsedTokens = next.UsedTokens[:platformv1alpha1.MaxUsedTokens]
 			}
 		}
-		if r.refuse != "" {
+		switch {
+		case r.refuse != "":
 			next.Phase, next.Message, next.CompletionTime = platformv1alpha1.OperationFailed, r.refuse, &now
 			plan.Events = append(plan.Events, OperationEvent{corev1.EventTypeWarning, platformv1alpha1.EventOperationFailed,
 				fmt.Sprintf("%s %s of PostgresCluster %s not run: %s", r.name, r.token, in.Cluster, r.refuse)})
-		} else {
+		case r.done != "" && !adopted:
+			next.Phase, next.Message, next.CompletionTime = platformv1alpha1.OperationSucceeded, r.done, &now
+			plan.Events = append(plan.Events, OperationEvent{corev1.EventTypeNormal, platformv1alpha1.EventOperationSucceeded,
+				fmt.Sprintf("%s %s of PostgresCluster %s succeeded: %s", r.name, r.token, in.Cluster, r.done)})
+		default:
 			plan.Events = append(plan.Events, OperationEvent{corev1.EventTypeNormal, platformv1alpha1.EventOperationStarted,
 				fmt.Sprintf("asked PGO for %s %s of PostgresCluster %s", r.name, r.token, in.Cluster)})
 		}
@@ -250,7 +258,9 @@ func PlanOperations(in OperationsInput) OperationsPlan {
 // The restart token stays while the stack has one, since removing it
 // would change the pod template and restart the cluster again; a backup
 // or a switchover no longer in the spec is dropped, which PGO ignores.
-func RenderOperations(pc *unstructured.Unstructured, spec *platformv1alpha1.Operations, st *platformv1alpha1.OperationsStatus) error {
+// A switchover that ended is written only while live still carries its
+// token: one pgstack refused or found already done never reaches PGO.
+func RenderOperations(pc, live *unstructured.Unstructured, spec *platformv1alpha1.Operations, st *platformv1alpha1.OperationsStatus) error {
 	if st == nil {
 		return nil
 	}
@@ -279,8 +289,8 @@ func RenderOperations(pc *unstructured.Unstructured, spec *platformv1alpha1.Oper
 			return fmt.Errorf("set the manual backup: %w", err)
 		}
 	}
-	// A switchover pgstack refused never reaches PGO.
-	if st.Switchover != nil && spec.Switchover != nil && st.Switchover.Phase != platformv1alpha1.OperationFailed {
+	if sw := st.Switchover; sw != nil && spec.Switchover != nil &&
+		(sw.Phase == platformv1alpha1.OperationRunning || (live != nil && liveToken(OpSwitchover, live) == string(sw.Token))) {
 		annotations[AnnotationSwitchover] = string(st.Switchover.Token)
 		switchover := map[string]any{"enabled": true}
 		if t := spec.Switchover.TargetInstance; t != "" {

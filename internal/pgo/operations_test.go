@@ -198,6 +198,26 @@ func TestPlanOperations(t *testing.T) {
 			want: map[Operation]string{OpRestart: "r1 Running"}, pending: "restart r1 is running", isRunning: true,
 		},
 		{
+			name: "a restart and a switchover asked at once: the restart runs, the switchover waits for it",
+			in: OperationsInput{Spec: &platformv1alpha1.Operations{Restart: restart("r1").Restart, Switchover: switchover("s1", "hippo-instance1-abcd").Switchover},
+				Live: live(), Instances: sets},
+			want:   map[Operation]string{OpRestart: "r1 Running"},
+			events: []string{platformv1alpha1.EventOperationStarted}, pending: "restart r1 is running", isRunning: true,
+		},
+		{
+			name:   "a switchover to the instance that leads succeeds without PGO (Patroni would refuse it, PGO retry forever)",
+			in:     OperationsInput{Spec: switchover("s1", "hippo-instance1-abcd"), Live: live(), Instances: sets, Primary: "hippo-instance1-abcd"},
+			want:   map[Operation]string{OpSwitchover: "s1 Succeeded"},
+			events: []string{platformv1alpha1.EventOperationSucceeded},
+		},
+		{
+			name: "a switchover whose token a stopped manager applied is taken up even if its target leads now",
+			in: OperationsInput{Spec: switchover("s1", "hippo-instance1-abcd"), Live: live(annotated(AnnotationSwitchover, "s1")),
+				Instances: sets, Primary: "hippo-instance1-abcd"},
+			want:   map[Operation]string{OpSwitchover: "s1 Running"},
+			events: []string{platformv1alpha1.EventOperationStarted}, isRunning: true,
+		},
+		{
 			name:   "a switchover to an instance the cluster has runs",
 			in:     OperationsInput{Spec: switchover("s1", "hippo-instance1-abcd"), Live: live(), Instances: sets},
 			want:   map[Operation]string{OpSwitchover: "s1 Running"},
@@ -270,10 +290,14 @@ func TestRenderOperations(t *testing.T) {
 		Restart:    &platformv1alpha1.RestartOperation{Token: "r-new"},
 		Switchover: &platformv1alpha1.SwitchoverOperation{Token: "s-new", TargetInstance: "hippo-instance1-abcd"},
 	}
+	// onPGO is the live cluster carrying switchover token s1.
+	onPGO := NewPostgresCluster()
+	onPGO.SetAnnotations(map[string]string{AnnotationSwitchover: "s1"})
 	tests := []struct {
 		name   string
 		spec   *platformv1alpha1.Operations
 		status *platformv1alpha1.OperationsStatus
+		live   *unstructured.Unstructured
 		want   string // the fields written, as JSON-ish text
 	}{
 		{name: "nothing ran: nothing written", spec: spec},
@@ -282,6 +306,7 @@ func TestRenderOperations(t *testing.T) {
 			spec: spec,
 			status: &platformv1alpha1.OperationsStatus{Backup: ran("b1", platformv1alpha1.OperationSucceeded),
 				Restart: ran("r1", platformv1alpha1.OperationRunning), Switchover: ran("s1", platformv1alpha1.OperationSucceeded)},
+			live: onPGO,
 			want: "annotations=map[postgres-operator.crunchydata.com/pgbackrest-backup:b1 postgres-operator.crunchydata.com/trigger-switchover:s1] " +
 				"manual=map[options:[--type=diff] repoName:repo2] switchover=map[enabled:true targetInstance:hippo-instance1-abcd] " +
 				"metadata=map[keep:me platform.pgstack.dev/restart:r1]",
@@ -297,13 +322,26 @@ func TestRenderOperations(t *testing.T) {
 			status: &platformv1alpha1.OperationsStatus{Switchover: ran("s1", platformv1alpha1.OperationFailed)},
 			want:   "annotations=map[] manual=map[] switchover=map[] metadata=map[keep:me]",
 		},
+		{
+			name:   "a running switchover asks PGO",
+			spec:   spec,
+			status: &platformv1alpha1.OperationsStatus{Switchover: ran("s1", platformv1alpha1.OperationRunning)},
+			want:   "annotations=map[postgres-operator.crunchydata.com/trigger-switchover:s1] manual=map[] switchover=map[enabled:true targetInstance:hippo-instance1-abcd] metadata=map[keep:me]",
+		},
+		{
+			name:   "a switchover found done (its target led) never reaches PGO",
+			spec:   spec,
+			status: &platformv1alpha1.OperationsStatus{Switchover: ran("s1", platformv1alpha1.OperationSucceeded)},
+			live:   NewPostgresCluster(),
+			want:   "annotations=map[] manual=map[] switchover=map[] metadata=map[keep:me]",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pc := NewPostgresCluster()
 			_ = unstructured.SetNestedStringMap(pc.Object, map[string]string{"keep": "me"}, "spec", "metadata", "annotations")
 			before := fmt.Sprint(pc.Object)
-			if err := RenderOperations(pc, tt.spec, tt.status); err != nil {
+			if err := RenderOperations(pc, tt.live, tt.spec, tt.status); err != nil {
 				t.Fatal(err)
 			}
 			if tt.want == "" {

@@ -54,7 +54,12 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 	var alpha, bravo, charlie *platformv1alpha1.PostgresStack
 	two := int32(2)
 	var runs *pgoRuns // what PGO ran for charlie's operations
-	var target string // charlie's replica, the switchover's target
+	// charlie's primary before step 6, the switchover's target: the
+	// restart asked at once runs first and its rollout hands the primary to
+	// the replica (PGO rolls replicas first, then switches the primary
+	// over), so the switchover that follows moves it back, and PGO runs it.
+	// (A target that already leads would succeed with no switchover.)
+	var target string
 	steps := []crashStep{
 		{
 			name: "adopt the hand-made my-postgresql and install for alpha (Retain)",
@@ -118,7 +123,7 @@ func TestManagerSurvivesSIGKILLAnywhere(t *testing.T) {
 			name: "charlie asks for a backup, a restart and a switchover at once",
 			act: func(t *testing.T) {
 				runs = recordPGORuns(t, charlie.Namespace)
-				target = replicaInstance(t, charlie)
+				target = primaryInstance(t, charlie)
 				waits.UpdateStack(t, charlie, func(s *platformv1alpha1.PostgresStack) {
 					s.Spec.Operations = &platformv1alpha1.Operations{
 						Backup:     &platformv1alpha1.BackupOperation{Token: "b1"},

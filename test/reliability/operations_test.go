@@ -90,13 +90,14 @@ func (r *pgoRuns) counts() (pods, jobs map[string]int) {
 	return pods, jobs
 }
 
-// replicaInstance is the instance name of the stack's replica.
-func replicaInstance(t *testing.T, s *platformv1alpha1.PostgresStack) string {
+// primaryInstance is the instance name of the stack's primary (Patroni's
+// leader label, PGO v5.8.9 internal/naming/labels.go).
+func primaryInstance(t *testing.T, s *platformv1alpha1.PostgresStack) string {
 	t.Helper()
 	pods := &corev1.PodList{}
-	must(t, k8s.List(context.Background(), pods, client.InNamespace(s.Namespace), client.MatchingLabels{labelRole: "replica"}))
+	must(t, k8s.List(context.Background(), pods, client.InNamespace(s.Namespace), client.MatchingLabels{labelRole: "master"}))
 	if len(pods.Items) != 1 {
-		t.Fatalf("%d replica pods in %s, want 1", len(pods.Items), s.Namespace)
+		t.Fatalf("%d primary pods in %s, want 1", len(pods.Items), s.Namespace)
 	}
 	return pods.Items[0].Labels[labelInstance]
 }
@@ -165,5 +166,8 @@ func operationsRanOnce(t *testing.T, s *platformv1alpha1.PostgresStack, runs *pg
 	}
 	if n := requestedSwitchovers(t, target); n != 1 {
 		t.Errorf("PGO ran %d switchovers to %s, want 1", n, target)
+	}
+	if leader := primaryInstance(t, s); leader != target {
+		t.Errorf("instance %s leads after the switchover, want %s", leader, target)
 	}
 }
