@@ -216,7 +216,11 @@ func Judge(pc *unstructured.Unstructured, events Events) Readiness {
 	}
 	if lagging {
 		r.Reason = ReasonNotObserved
-		r.Message = fmt.Sprintf("PGO has not yet observed generation %d of the PostgresCluster (it has seen %d)", generation, observed)
+		// Written once and then held while PGO works (status.Pacing), so it
+		// says what held when written and where PGO's steps show after.
+		r.Message = fmt.Sprintf("PGO had not observed generation %d of the PostgresCluster at this write (it had seen %d); "+
+			"PGO's steps show in the PostgresCluster's status, and this condition changes when the cluster is ready or needs attention",
+			generation, observed)
 		return r
 	}
 
