@@ -41,6 +41,14 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 	if err != nil {
 		return err
 	}
+	// The leader's pod: the status reports it, and a switchover to it
+	// needs no PGO. Applying the cluster does not move it.
+	var leader *metav1.PartialObjectMetadata
+	if live != nil {
+		if leader, err = r.primaryOf(ctx, live); err != nil {
+			return err
+		}
+	}
 	applied := false
 	if sc.obs.Operator.Installed() {
 		desired, err := render.Render(sc.stack)
@@ -68,7 +76,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if err != nil {
 			return err
 		}
-		desired, ops, err := r.planOperations(ctx, sc, live, desired, plan)
+		desired, ops, err := r.planOperations(ctx, sc, live, leader, desired, plan)
 		if err != nil {
 			return err
 		}
@@ -153,10 +161,6 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 			}
 		}
 		obs.Readiness = pgo.Judge(live, events)
-		leader, err := r.primaryOf(ctx, live)
-		if err != nil {
-			return err
-		}
 		if leader != nil {
 			obs.Primary = leader.Name
 		}
@@ -180,7 +184,8 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 // starts while a major upgrade runs or the staged operator rollout
 // restarts the cluster, and no backup repository on a volume is removed
 // without a backupRemoval token naming it.
-func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope, live, desired *unstructured.Unstructured, upgrade pgo.UpgradePlan) (*unstructured.Unstructured, pgo.OperationsPlan, error) {
+func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope, live *unstructured.Unstructured, leader *metav1.PartialObjectMetadata,
+	desired *unstructured.Unstructured, upgrade pgo.UpgradePlan) (*unstructured.Unstructured, pgo.OperationsPlan, error) {
 	stack, obs := sc.stack, &sc.obs.Cluster
 	// What this manager last wrote, should the cache not have it yet: a
 	// stale record would ask PGO again.
@@ -217,14 +222,8 @@ func (r *PostgresStackReconciler) planOperations(ctx context.Context, sc *scope,
 		busy = "the staged operator rollout is moving the cluster to new images"
 	}
 	primary := ""
-	if live != nil && spec.Switchover != nil {
-		leader, err := r.primaryOf(ctx, live)
-		if err != nil {
-			return nil, pgo.OperationsPlan{}, err
-		}
-		if leader != nil {
-			primary = leader.Labels[labelPGOInstance]
-		}
+	if leader != nil {
+		primary = leader.Labels[labelPGOInstance]
 	}
 	plan := pgo.PlanOperations(pgo.OperationsInput{Cluster: desired.GetName(), Spec: stack.Spec.Operations, Previous: previous,
 		Live: live, Instances: sets, Primary: primary, Busy: busy, Now: r.now()})

@@ -40,7 +40,7 @@ func main() {
 	if primary, candidate, ok := insides.SwitchoverArgs(name, args); ok {
 		answer = switchover(primary, candidate)
 		// The new leader is promoted onto the next timeline.
-		if answer.Exit == 0 && answer.Promoted && err == nil {
+		if answer.Promoted && err == nil {
 			err = timeline.Advance(strings.Join(args, " "))
 		}
 	}
