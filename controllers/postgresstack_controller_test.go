@@ -347,14 +347,34 @@ func TestDeleteWithDeleteRemovesTheClusterAndDeleteIfUnusedTheOperatorAfterTheLa
 	// zebra still uses the operator.
 	o.subscription(pkg)
 
+	// OLM holds a deleted CSV with its own finalizer while it cleans up;
+	// this one stands for it, so the wait can be seen.
+	const held = "test.pgstack.dev/held"
+	csvKey := client.ObjectKey{Namespace: o.ns, Name: csv5_8_9}
+	csv := &operatorsv1alpha1.ClusterServiceVersion{}
+	must(t, k8s.Get(context.Background(), csvKey, csv))
+	before := csv.DeepCopy()
+	controllerutil.AddFinalizer(csv, held)
+	must(t, k8s.Patch(context.Background(), csv, client.MergeFrom(before)))
+
 	must(t, k8s.Delete(context.Background(), b))
-	eventually(t, "operator removed after the last stack", func() (bool, error) {
-		subs := &operatorsv1alpha1.SubscriptionList{}
-		if err := k8s.List(context.Background(), subs, client.InNamespace(o.ns)); err != nil {
-			return false, err
-		}
-		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: csv5_8_9}, &operatorsv1alpha1.ClusterServiceVersion{})
-		return len(subs.Items) == 0 && apierrors.IsNotFound(err), nil
+	// The stack stays, and says why: released now, it would leave an operator
+	// behind if the manager died here or OLM installed the CSV again.
+	waitCondition(t, b, platformv1alpha1.ConditionReady, metav1.ConditionFalse, platformv1alpha1.ReasonDeleting,
+		"waiting for OLM to remove CSV "+csv5_8_9)
+	subs := &operatorsv1alpha1.SubscriptionList{}
+	must(t, k8s.List(context.Background(), subs, client.InNamespace(o.ns)))
+	if len(subs.Items) != 0 {
+		t.Errorf("the CSV is being removed while %d Subscription(s) remain; OLM's order is the Subscription first", len(subs.Items))
+	}
+	must(t, k8s.Get(context.Background(), csvKey, csv))
+	before = csv.DeepCopy()
+	controllerutil.RemoveFinalizer(csv, held)
+	must(t, k8s.Patch(context.Background(), csv, client.MergeFrom(before)))
+	eventually(t, "operator removed, then the last stack released", func() (bool, error) {
+		errCSV := k8s.Get(context.Background(), csvKey, &operatorsv1alpha1.ClusterServiceVersion{})
+		errStack := k8s.Get(context.Background(), client.ObjectKeyFromObject(b), &platformv1alpha1.PostgresStack{})
+		return apierrors.IsNotFound(errCSV) && apierrors.IsNotFound(errStack), nil
 	})
 }
 

@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -36,6 +38,7 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 			sc.obs.Cluster.Readiness = pgo.ClusterReadiness(pc)
 			switch stack.Spec.DeletionPolicy {
 			case platformv1alpha1.DeletionDelete:
+				sc.obs.DeletionWaitsFor = fmt.Sprintf("PGO to delete PostgresCluster %s (deletionPolicy Delete)", pc.GetName())
 				if pc.GetDeletionTimestamp().IsZero() {
 					if err := r.Delete(ctx, pc, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 						return fmt.Errorf("delete PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
@@ -51,8 +54,13 @@ func (r *PostgresStackReconciler) reconcileDelete(ctx context.Context, sc *scope
 			}
 		}
 	}
-	if err := r.removeOperatorIfUnused(ctx, stack); err != nil {
+	waitsFor, err := r.removeOperatorIfUnused(ctx, stack)
+	if err != nil {
 		return err
+	}
+	if waitsFor != "" {
+		sc.obs.DeletionWaitsFor = waitsFor
+		return nil // the Subscription's and CSV's deletion events bring the stack back
 	}
 	patch := client.MergeFrom(stack.DeepCopy())
 	controllerutil.RemoveFinalizer(stack, Finalizer)
@@ -100,43 +108,75 @@ func (r *PostgresStackReconciler) orphan(ctx context.Context, stack *platformv1a
 	return nil
 }
 
-// removeOperatorIfUnused deletes the Subscription and its CSV when the stack
-// asks for it and no other stack installs the same package there.
-func (r *PostgresStackReconciler) removeOperatorIfUnused(ctx context.Context, stack *platformv1alpha1.PostgresStack) error {
+// removeOperatorIfUnused removes the operator when the stack asks for it
+// and no other stack installs the same package there: the Subscriptions
+// pgstack made first, then their CSVs, the order OLM documents for an
+// uninstall (a CSV deleted under a live Subscription is resolved and
+// installed again). It returns what the removal still waits on; until that
+// is nothing, the stack keeps its finalizer and the Subscription's and CSV's
+// deletion events bring it back. The CSV names come from the Subscriptions and from
+// the stack's own status, which deletion keeps: a crash after the
+// Subscription went (and its status with it) still finds the CSV.
+func (r *PostgresStackReconciler) removeOperatorIfUnused(ctx context.Context, stack *platformv1alpha1.PostgresStack) (string, error) {
 	op := stack.Spec.Operator
 	if op.Removal != platformv1alpha1.RemovalDeleteIfUnused || r.olm() == nil {
-		return nil
+		return "", nil
 	}
 	users, err := r.stacksUsing(ctx, op.Namespace, op.Package)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if len(users) > 0 {
 		logf.FromContext(ctx).Info("keeping the operator: other stacks use it", "stacks", len(users))
-		return nil
+		return "", nil
 	}
 	subs, err := r.subscriptionsFor(ctx, op.Namespace, op.Package)
 	if err != nil {
-		return err
+		return "", err
+	}
+	csvNames := sets.New[string]()
+	for _, name := range []string{stack.Status.Operator.InstalledCSV, stack.Status.Operator.CurrentCSV} {
+		csvNames.Insert(name)
 	}
 	for _, sub := range subs {
 		if sub.Labels[ManagedLabel] != ManagedValue {
-			continue
+			// Someone else's install of the package: its CSVs are theirs.
+			logf.FromContext(ctx).Info("keeping the operator: a Subscription pgstack did not make installs it", "subscription", sub.Name)
+			return "", nil
 		}
-		for _, csvName := range []string{sub.Status.InstalledCSV, sub.Status.CurrentCSV} {
-			if csvName == "" {
-				continue
-			}
-			csv := &operatorsv1alpha1.ClusterServiceVersion{ObjectMeta: metav1.ObjectMeta{Name: csvName, Namespace: sub.Namespace}}
-			if err := r.Delete(ctx, csv); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete CSV %s/%s: %w", sub.Namespace, csvName, err)
-			}
-		}
+		csvNames.Insert(sub.Status.InstalledCSV, sub.Status.CurrentCSV)
+	}
+	csvNames.Delete("")
+	for _, sub := range subs {
 		if err := r.Delete(ctx, sub); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
+			return "", fmt.Errorf("delete Subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 		}
 		r.Recorder.Eventf(stack, sub, corev1.EventTypeNormal, platformv1alpha1.EventOperatorRemoved, "Delete",
-			"removed Subscription %s/%s and CSV %s: the last stack using the operator is gone (removal DeleteIfUnused); PGO's CRDs stay", sub.Namespace, sub.Name, sub.Status.InstalledCSV)
+			"removed Subscription %s/%s and CSV %s: the last stack using the operator is gone (removal DeleteIfUnused); PGO's CRDs stay",
+			sub.Namespace, sub.Name, strings.Join(sets.List(csvNames), ", "))
 	}
-	return nil
+	var left []string
+	for _, sub := range subs {
+		left = append(left, "Subscription "+sub.Name)
+	}
+	for _, name := range sets.List(csvNames) {
+		csv := &operatorsv1alpha1.ClusterServiceVersion{}
+		err := r.olm().Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: name}, csv)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("get CSV %s/%s: %w", op.Namespace, name, err)
+		}
+		left = append(left, "CSV "+name) // gone when OLM's finalizer on it has run
+		if csv.DeletionTimestamp.IsZero() {
+			if err := r.Delete(ctx, csv); err != nil && !apierrors.IsNotFound(err) {
+				return "", fmt.Errorf("delete CSV %s/%s: %w", op.Namespace, name, err)
+			}
+		}
+	}
+	if len(left) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("OLM to remove %s (removal DeleteIfUnused)", strings.Join(left, ", ")), nil
 }

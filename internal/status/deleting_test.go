@@ -58,3 +58,28 @@ func TestComputeDeletingKeepsWhatWasKnownOfTheOperator(t *testing.T) {
 		})
 	}
 }
+
+// A stack that stays in deletion says what it waits on, in Ready and
+// Reconciling, so `kubectl describe` answers "why is it still here".
+func TestComputeDeletingSaysWhatItWaitsFor(t *testing.T) {
+	tests := []struct {
+		name      string
+		waitsFor  string
+		wantReady string
+	}{
+		{name: "nothing left to wait on", wantReady: "the stack is being deleted"},
+		{name: "a CSV OLM is removing", waitsFor: "OLM to remove CSV postgresoperator.v5.8.9 (removal DeleteIfUnused)",
+			wantReady: "the stack is being deleted; waiting for OLM to remove CSV postgresoperator.v5.8.9 (removal DeleteIfUnused)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compute(platformv1alpha1.PostgresStackStatus{}, Observations{Generation: 2, Deleting: true, DeletionWaitsFor: tt.waitsFor, Operator: installed, Cluster: readyCluster},
+				metav1.NewTime(time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC)))
+			for _, condType := range []string{platformv1alpha1.ConditionReady, platformv1alpha1.ConditionReconciling} {
+				if c := meta.FindStatusCondition(got.Conditions, condType); c.Reason != platformv1alpha1.ReasonDeleting || c.Message != tt.wantReady {
+					t.Errorf("%s = %s: %q, want Deleting: %q", condType, c.Reason, c.Message, tt.wantReady)
+				}
+			}
+		})
+	}
+}

@@ -110,8 +110,12 @@ type Cluster struct {
 type Observations struct {
 	Generation int64
 	Deleting   bool
-	Operator   Operator
-	Cluster    Cluster
+	// DeletionWaitsFor says what a deleting stack waits on (a
+	// PostgresCluster PGO is deleting, a CSV OLM is removing), for the
+	// person wondering why the stack is still there.
+	DeletionWaitsFor string
+	Operator         Operator
+	Cluster          Cluster
 }
 
 // Compute returns the stack's status for these observations. Conditions keep
@@ -205,6 +209,9 @@ func Compute(previous platformv1alpha1.PostgresStackStatus, o Observations, now 
 	}
 	if o.Deleting {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "the stack is being deleted"
+		if o.DeletionWaitsFor != "" {
+			ready.Message += "; waiting for " + o.DeletionWaitsFor
+		}
 	}
 	if ready.Status != metav1.ConditionTrue && stalled.Status != metav1.ConditionTrue {
 		reconciling.Status, reconciling.Reason, reconciling.Message = metav1.ConditionTrue, platformv1alpha1.ReasonProgressing, ready.Message
