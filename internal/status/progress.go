@@ -35,7 +35,7 @@ const (
 
 // Pacing says how the change from current to next is written. A change
 // is progress when the same generation is observed, the stack is
-// Reconciling and neither Ready nor Stalled before and after, every
+// Reconciling, not deleting, and neither Ready nor Stalled before and after, every
 // condition keeps its status, and nothing else in the status moves but the
 // conditions' reasons and messages, the count of ready instances, the
 // primary, whether each backup repository is ready, and the install OLM is
@@ -79,6 +79,11 @@ func progressOnly(current, next platformv1alpha1.PostgresStackStatus) bool {
 		return false
 	}
 	for _, s := range []platformv1alpha1.PostgresStackStatus{current, next} {
+		// What deletion waits on is what a person watching a stack that
+		// does not go wants to know; it is written once or twice per stack.
+		if ready := meta.FindStatusCondition(s.Conditions, platformv1alpha1.ConditionReady); ready != nil && ready.Reason == platformv1alpha1.ReasonDeleting {
+			return false
+		}
 		if !meta.IsStatusConditionTrue(s.Conditions, platformv1alpha1.ConditionReconciling) ||
 			!meta.IsStatusConditionFalse(s.Conditions, platformv1alpha1.ConditionReady) ||
 			meta.IsStatusConditionTrue(s.Conditions, platformv1alpha1.ConditionStalled) {

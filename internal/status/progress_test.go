@@ -45,6 +45,11 @@ func TestPacing(t *testing.T) {
 	// A first install's plan replaced while PGO also moves a cluster on.
 	planBefore, planAndSteps := starting, oneUp
 	planBefore.Operator, planAndSteps.Operator = replacing("Pending").Operator, newPlan.Operator
+	deleting := func(waitsFor string) Observations {
+		o := ready
+		o.Deleting, o.DeletionWaitsFor = true, waitsFor
+		return o
+	}
 	withUpgrade := stanza
 	withUpgrade.Cluster.MajorUpgrade = &platformv1alpha1.MajorUpgradeStatus{PGUpgrade: "hippo-pg17", FromVersion: 16, ToVersion: 17, Step: platformv1alpha1.UpgradeRunning}
 
@@ -70,6 +75,8 @@ func TestPacing(t *testing.T) {
 		{"OLM's plan and PGO's steps move together", planBefore, planAndSteps, PaceProgress},
 		{"the new CSV installing", replacing("InstallReady"), replacing("Installing"), PaceProgress},
 		{"the new CSV Succeeded: Ready again at once", replacing("Installing"), replacing("Succeeded"), WriteNow},
+		{"what deletion waits on moves", deleting("OLM to remove Subscription postgresql, CSV postgresoperator.v5.8.9"),
+			deleting("OLM to remove CSV postgresoperator.v5.8.9"), WriteNow},
 	}
 	now := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
 	for _, tt := range tests {
