@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -33,8 +34,17 @@ func CacheOptions() cache.Options {
 			// Of pods, only the metadata of each cluster's leader: one pod
 			// per cluster, whatever the cluster's size.
 			primaryPods(): {Label: labels.SelectorFromSet(labels.Set{labelPGORole: rolePatroniLeader})},
+			// Of Events, only the Warnings on PostgresClusters: how PGO says
+			// it refuses a spec it has not observed (pgo.Judge). Watched, so
+			// a refusal wakes its stack without polling the API server.
+			&corev1.Event{}: {Field: pgoWarnings()},
 		},
 	}
+}
+
+// pgoWarnings selects the Warning Events recorded on PostgresClusters.
+func pgoWarnings() fields.Selector {
+	return fields.SelectorFromSet(fields.Set{"type": corev1.EventTypeWarning, "involvedObject.kind": pgo.PostgresClusterGVK.Kind})
 }
 
 // primaryPods is the metadata-only kind the primaries are cached as.
@@ -133,6 +143,20 @@ func stripCSV(obj any) (any, error) {
 
 var _ toolscache.TransformFunc = stripInstallPlan
 
+// keepWriteTimes keeps who wrote a PostgresCluster and when, without the
+// field sets that make managed fields large: PGO's Events older than the
+// last write of the spec speak of an older spec (pgoEvents).
+func keepWriteTimes(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		fields := o.GetManagedFields()
+		for i := range fields {
+			fields[i].FieldsV1 = nil
+		}
+		o.SetManagedFields(fields)
+	}
+	return obj, nil
+}
+
 // pgoCacheOptions cache only the PostgresClusters and PGUpgrades pgstack
 // manages: a cluster with many of its own costs the manager no memory.
 func pgoCacheOptions(mgr ctrl.Manager) cache.Options {
@@ -140,6 +164,9 @@ func pgoCacheOptions(mgr ctrl.Manager) cache.Options {
 	return cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{pgo.NewPostgresCluster(): {Label: managed}, pgo.NewPGUpgrade(): {Label: managed}},
+		ByObject: map[client.Object]cache.ByObject{
+			pgo.NewPostgresCluster(): {Label: managed, Transform: keepWriteTimes},
+			pgo.NewPGUpgrade():       {Label: managed},
+		},
 	}
 }

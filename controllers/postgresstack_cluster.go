@@ -23,7 +23,7 @@ import (
 
 // +kubebuilder:rbac:groups=postgres-operator.crunchydata.com,resources=postgresclusters,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=events,verbs=list
+// +kubebuilder:rbac:groups="",resources=events,verbs=list;watch
 
 // reconcileCluster applies the rendered PostgresCluster once PGO is installed,
 // and reports PGO's view of it. An existing PostgresCluster is reported even
@@ -172,9 +172,6 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		if !backups.RecheckAt.IsZero() {
 			sc.requeueAt(backups.RecheckAt, r.now())
 		}
-		if pgo.WantsEvents(live) && !obs.Readiness.Stalled {
-			sc.requeueAt(r.now().Add(r.pgoRecheck()), r.now())
-		}
 	}
 	return nil
 }
@@ -295,24 +292,20 @@ func (r *PostgresStackReconciler) pgoRecheck() time.Duration {
 	return DefaultPGORecheck
 }
 
-// pgoEvents reads the Warning Events recorded on a PostgresCluster, straight
-// from the API server (they are read when PGO lags, never watched or
-// cached), and when the PostgresCluster was last written: PGO reconciles
-// every write, so what it recorded before speaks of an older spec.
+// pgoEvents reads the Warning Events recorded on a PostgresCluster from the
+// cache (only Warnings on PostgresClusters are cached and watched), and when
+// the PostgresCluster was last written: PGO reconciles every write, so what
+// it recorded before speaks of an older spec.
 func (r *PostgresStackReconciler) pgoEvents(ctx context.Context, pc *unstructured.Unstructured) (pgo.Events, error) {
 	list := &corev1.EventList{}
-	if err := r.APIReader.List(ctx, list, client.InNamespace(pc.GetNamespace()),
-		client.MatchingFields{"involvedObject.uid": string(pc.GetUID()), "type": corev1.EventTypeWarning}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(pc.GetNamespace())); err != nil {
 		return pgo.Events{}, fmt.Errorf("list Events of PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
 	}
-	written := &metav1.PartialObjectMetadata{}
-	written.SetGroupVersionKind(pgo.PostgresClusterGVK)
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pc), written); err != nil {
-		return pgo.Events{}, fmt.Errorf("get PostgresCluster %s/%s: %w", pc.GetNamespace(), pc.GetName(), err)
-	}
-	events := pgo.Events{Since: lastWritten(written.ManagedFields)}
+	events := pgo.Events{Since: lastWritten(pc.GetManagedFields())}
 	for _, e := range list.Items {
-		events.Items = append(events.Items, pgo.Event{Type: e.Type, Source: e.Source.Component, Reason: e.Reason, Message: e.Message, LastSeen: lastSeen(&e)})
+		if e.InvolvedObject.UID == pc.GetUID() {
+			events.Items = append(events.Items, pgo.Event{Type: e.Type, Source: e.Source.Component, Reason: e.Reason, Message: e.Message, LastSeen: lastSeen(&e)})
+		}
 	}
 	return events, nil
 }

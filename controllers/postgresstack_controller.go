@@ -46,10 +46,9 @@ type PostgresStackReconciler struct {
 	Now func() time.Time
 	// MaxConcurrentReconciles is how many stacks are reconciled at once (1 when 0).
 	MaxConcurrentReconciles int
-	// PGORecheck is how soon a stack is looked at again while PGO has not
-	// judged its PostgresCluster's latest generation (DefaultPGORecheck when
-	// 0). PGO's early returns write nothing to the PostgresCluster, and its
-	// Events are read, not watched, so no event would bring the stack back.
+	// PGORecheck is how soon a stack is looked at again while an operation
+	// it asked PGO for runs (DefaultPGORecheck when 0): a restart completes
+	// in the instance StatefulSets, which wake no stack.
 	PGORecheck time.Duration
 	// ProgressInterval is the least time between two status writes that
 	// only describe work in progress differently (status.Pacing); 0

@@ -59,6 +59,9 @@ func (r *PostgresStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A rollout policy's decisions (pin, release) reach the stacks
 		// installing into its namespace.
 		Watches(&platformv1alpha1.PostgresRolloutPolicy{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespaceOf)).
+		// PGO's Warnings on a PostgresCluster (a spec it refuses) reach its
+		// stack; only those are cached (CacheOptions).
+		Watches(&corev1.Event{}, handler.EnqueueRequestsFromMapFunc(stackOfPGOWarning)).
 		// A new primary (Patroni moving its leader label) is status.cluster.primary.
 		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(stackOfPrimary), builder.WithPredicates(leaderArrivesOrLeaves)).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.allStacks),
@@ -288,6 +291,16 @@ func (r *PostgresStackReconciler) allStacks(ctx context.Context, _ client.Object
 		return nil
 	}
 	return requests(list)
+}
+
+// stackOfPGOWarning maps a Warning PGO recorded on a PostgresCluster to the
+// stack of the same name.
+func stackOfPGOWarning(_ context.Context, o client.Object) []reconcile.Request {
+	e, ok := o.(*corev1.Event)
+	if !ok || e.Source.Component != pgo.EventSource || e.InvolvedObject.Kind != pgo.PostgresClusterGVK.Kind {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: e.InvolvedObject.Namespace, Name: e.InvolvedObject.Name}}}
 }
 
 // stackOfPostgresCluster maps a PostgresCluster pgstack manages to its stack,
