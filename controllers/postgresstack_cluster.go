@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	platformv1alpha1 "github.com/pgstack/pgstack/api/v1alpha1"
+	"github.com/pgstack/pgstack/internal/contains"
 	"github.com/pgstack/pgstack/internal/pgo"
 	"github.com/pgstack/pgstack/internal/policy"
 	"github.com/pgstack/pgstack/internal/render"
@@ -110,7 +111,7 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 		// Apply when the live object lacks what we would apply, or when its
 		// ownership disagrees with deletionPolicy (a switch to Retain must drop
 		// the owner reference at once, not at deletion).
-		if live == nil || plan.Force || unpin || !containsFields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
+		if live == nil || plan.Force || unpin || !contains.Fields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			got, err := r.apply(ctx, desired)
 			if err != nil {
 				if apierrors.IsInvalid(err) {
