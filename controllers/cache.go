@@ -33,7 +33,7 @@ func CacheOptions() cache.Options {
 			&appsv1.StatefulSet{}: {Label: labels.NewSelector().Add(*instance), Transform: stripStatefulSet},
 			// Of pods, only the metadata of each cluster's leader: one pod
 			// per cluster, whatever the cluster's size.
-			primaryPods(): {Label: labels.SelectorFromSet(labels.Set{labelPGORole: rolePatroniLeader})},
+			primaryPods(): {Label: labels.SelectorFromSet(labels.Set{labelPGORole: rolePatroniLeader}), Transform: stripLeaderPod},
 			// Of Events, only the Warnings on PostgresClusters: how PGO says
 			// it refuses a spec it has not observed (pgo.Judge). Watched, so
 			// a refusal wakes its stack without polling the API server.
@@ -50,6 +50,25 @@ func pgoWarnings() fields.Selector {
 // primaryPods is the metadata-only kind the primaries are cached as.
 func primaryPods() *metav1.PartialObjectMetadata {
 	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}}
+}
+
+// stripLeaderPod keeps a leader pod's identity and the labels pgstack
+// reads (its cluster, instance and role); Patroni's status annotation,
+// rewritten at every move of the WAL position, and the rest go.
+func stripLeaderPod(obj any) (any, error) {
+	p, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	kept := map[string]string{}
+	for _, k := range []string{labelPGOCluster, labelPGOInstance, labelPGORole} {
+		if v, ok := p.Labels[k]; ok {
+			kept[k] = v
+		}
+	}
+	p.ObjectMeta = metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		DeletionTimestamp: p.DeletionTimestamp, Labels: kept}
+	return p, nil
 }
 
 // stripStatefulSet keeps an instance StatefulSet's identity, labels,
@@ -143,17 +162,22 @@ func stripCSV(obj any) (any, error) {
 
 var _ toolscache.TransformFunc = stripInstallPlan
 
-// keepWriteTimes keeps who wrote a PostgresCluster and when, without the
-// field sets that make managed fields large: PGO's Events older than the
-// last write of the spec speak of an older spec (pgoEvents).
-func keepWriteTimes(obj any) (any, error) {
-	if o, ok := obj.(client.Object); ok {
-		fields := o.GetManagedFields()
-		for i := range fields {
-			fields[i].FieldsV1 = nil
-		}
-		o.SetManagedFields(fields)
+// keepLastSpecWrite keeps, of a PostgresCluster's managed fields, only the
+// newest write outside its status, without its field set: PGO's Events
+// older than that speak of an older spec (pgoEvents, lastWritten).
+func keepLastSpecWrite(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
 	}
+	var newest []metav1.ManagedFieldsEntry
+	for _, f := range o.GetManagedFields() {
+		if f.Subresource == "" && f.Time != nil && (newest == nil || f.Time.After(newest[0].Time.Time)) {
+			f.FieldsV1 = nil
+			newest = []metav1.ManagedFieldsEntry{f}
+		}
+	}
+	o.SetManagedFields(newest)
 	return obj, nil
 }
 
@@ -165,7 +189,7 @@ func pgoCacheOptions(mgr ctrl.Manager) cache.Options {
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			pgo.NewPostgresCluster(): {Label: managed, Transform: keepWriteTimes},
+			pgo.NewPostgresCluster(): {Label: managed, Transform: keepLastSpecWrite},
 			pgo.NewPGUpgrade():       {Label: managed},
 		},
 	}

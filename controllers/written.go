@@ -29,11 +29,20 @@ type writtenStatus struct {
 // current is the status the stack holds as far as this manager knows: the
 // one it last wrote while the cache still shows the version it wrote over,
 // else the cached one.
+//
+// A cache past the version written over holds the write (or a later one),
+// and always will: the copy is dropped then, and only the write's time kept,
+// so that a thousand idle stacks do not each hold their status twice.
 func (w *writtenStatuses) current(stack *platformv1alpha1.PostgresStack) platformv1alpha1.PostgresStackStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if last, ok := w.m[types.NamespacedName{Namespace: stack.Namespace, Name: stack.Name}]; ok && last.over == stack.ResourceVersion {
+	key := types.NamespacedName{Namespace: stack.Namespace, Name: stack.Name}
+	last, ok := w.m[key]
+	if ok && last.over == stack.ResourceVersion {
 		return last.status
+	}
+	if ok && last.over != "" {
+		w.m[key] = writtenStatus{at: last.at}
 	}
 	return stack.Status
 }

@@ -64,3 +64,23 @@ func TestSinceTheLastStatusWrite(t *testing.T) {
 		t.Errorf("since = %v, want 3s", got)
 	}
 }
+
+// Once the cache has caught up with a write, the copy of the status is
+// dropped (a thousand idle stacks would otherwise hold theirs twice) and
+// the write's time kept for pacing.
+func TestWrittenStatusesDropTheCopyOnceTheCacheCaughtUp(t *testing.T) {
+	var w writtenStatuses
+	stack := &platformv1alpha1.PostgresStack{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hippo", ResourceVersion: "11"}}
+	stack.Status.Operator.InstalledCSV = "postgresoperator.v5.8.9"
+	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	w.wrote(stack, "10", at)
+	if got := w.current(stack).Operator.InstalledCSV; got != "postgresoperator.v5.8.9" {
+		t.Fatalf("current after the cache caught up = %q, want the cached status", got)
+	}
+	if kept := w.m[client.ObjectKeyFromObject(stack)]; kept.status.Operator.InstalledCSV != "" || kept.over != "" {
+		t.Errorf("the copy of the written status is kept after the cache caught up: %+v", kept)
+	}
+	if got := w.since(stack, at.Add(3*time.Second)); got != 3*time.Second {
+		t.Errorf("since = %v after the copy was dropped, want 3s", got)
+	}
+}
