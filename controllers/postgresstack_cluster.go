@@ -108,9 +108,13 @@ func (r *PostgresStackReconciler) reconcileCluster(ctx context.Context, sc *scop
 				return fmt.Errorf("set owner of PostgresCluster %s: %w", desired.GetName(), err)
 			}
 		}
-		// Apply when the live object lacks what we would apply, or when its
-		// ownership disagrees with deletionPolicy (a switch to Retain must drop
-		// the owner reference at once, not at deletion).
+		// Apply when the live object lacks what we would apply (the stamp
+		// makes a field pgstack stops applying count too: a pooler turned
+		// off), or when its ownership disagrees with deletionPolicy (a switch
+		// to Retain must drop the owner reference at once, not at deletion).
+		if err := contains.Stamp(desired); err != nil {
+			return err
+		}
 		if live == nil || plan.Force || unpin || !contains.Fields(live.Object, desired.Object) || ownedBy(live, sc.stack) != ownedBy(desired, sc.stack) {
 			got, err := r.apply(ctx, desired)
 			if err != nil {

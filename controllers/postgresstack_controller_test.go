@@ -412,6 +412,24 @@ func updateStack(t *testing.T, s *platformv1alpha1.PostgresStack, change func(*p
 	waits.UpdateStack(t, s, change)
 }
 
+// A field pgstack stops applying leaves the PostgresCluster: the live
+// object still holds everything else, so only the applied stamp shows the
+// change. Turning the pooler off must take PgBouncer away.
+func TestTurningAFeatureOffRemovesItFromThePostgresCluster(t *testing.T) {
+	_, ns, stack := installedHippo(t)
+	proxy := func() (bool, error) {
+		_, found, err := unstructured.NestedMap(getPostgresCluster(t, ns, "hippo").Object, "spec", "proxy")
+		return found, err
+	}
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Pooler = &platformv1alpha1.Pooler{} })
+	eventually(t, "PgBouncer in the PostgresCluster", proxy)
+	updateStack(t, stack, func(s *platformv1alpha1.PostgresStack) { s.Spec.Postgres.Pooler = nil })
+	eventually(t, "no PgBouncer in the PostgresCluster once the pooler is off", func() (bool, error) {
+		found, err := proxy()
+		return !found, err
+	})
+}
+
 func TestSwitchingToRetainDropsTheOwnerReferenceAtOnce(t *testing.T) {
 	o := newInstallNamespace(t, "operators")
 	ns := newNamespace(t, "team-a")

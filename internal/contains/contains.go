@@ -3,9 +3,44 @@
 package contains
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"reflect"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
+
+// AnnotationApplied holds a digest of everything pgstack applied to an
+// object (Stamp).
+const AnnotationApplied = "platform.pgstack.dev/applied"
+
+// Stamp records in obj's AnnotationApplied a digest of obj as it stands
+// (that annotation aside). Fields alone cannot see a field pgstack stops
+// applying (the live object still holds it, so it contains everything
+// desired): with the stamp, whatever pgstack adds, changes or drops changes
+// the digest, and Fields tells the difference without keeping a copy of
+// what was applied.
+func Stamp(obj *unstructured.Unstructured) error {
+	annotations := obj.GetAnnotations()
+	delete(annotations, AnnotationApplied)
+	if len(annotations) == 0 {
+		annotations = nil // no metadata.annotations at all, as before the first stamp
+	}
+	obj.SetAnnotations(annotations)
+	data, err := json.Marshal(obj.Object) // map keys in order: the same object, the same bytes
+	if err != nil {
+		return fmt.Errorf("stamp %s %s: %w", obj.GetKind(), obj.GetName(), err)
+	}
+	sum := sha256.Sum256(data)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AnnotationApplied] = hex.EncodeToString(sum[:12])
+	obj.SetAnnotations(annotations)
+	return nil
+}
 
 // Fields reports whether every field set in desired has the same value in
 // live. Fields the API server or PGO add (defaults, status) do not count, so a

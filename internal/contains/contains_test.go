@@ -2,6 +2,8 @@ package contains
 
 import (
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestFields(t *testing.T) {
@@ -64,5 +66,52 @@ func BenchmarkFields(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Fields(live, desired)
+	}
+}
+
+func TestStampSeesWhatFieldsCannot(t *testing.T) {
+	cluster := func(change func(map[string]any)) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "postgres-operator.crunchydata.com/v1beta1", "kind": "PostgresCluster",
+			"metadata": map[string]any{"name": "hippo", "namespace": "a", "labels": map[string]any{"app.kubernetes.io/managed-by": "pgstack"}},
+			"spec":     map[string]any{"postgresVersion": int64(16), "proxy": map[string]any{"pgBouncer": map[string]any{"replicas": int64(1)}}},
+		}}
+		if change != nil {
+			change(u.Object)
+		}
+		return u
+	}
+	stamped := func(u *unstructured.Unstructured) *unstructured.Unstructured {
+		if err := Stamp(u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	live := stamped(cluster(nil))
+	live.Object["status"] = map[string]any{"observedGeneration": int64(1)} // what others add
+	tests := []struct {
+		name    string
+		desired *unstructured.Unstructured
+		want    bool
+	}{
+		{name: "the same object stamped again", desired: stamped(cluster(nil)), want: true},
+		{name: "the same object stamped twice", desired: stamped(stamped(cluster(nil))), want: true},
+		{name: "a field dropped (the pooler turned off)", desired: stamped(cluster(func(o map[string]any) {
+			delete(o["spec"].(map[string]any), "proxy")
+		})), want: false},
+		{name: "a field changed", desired: stamped(cluster(func(o map[string]any) {
+			o["spec"].(map[string]any)["postgresVersion"] = int64(17)
+		})), want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !Fields(live.Object, cluster(func(o map[string]any) { delete(o["spec"].(map[string]any), "proxy") }).Object) {
+				t.Fatal("premise: without the stamp, a dropped field goes unseen")
+			}
+			if got := Fields(live.Object, tt.desired.Object); got != tt.want {
+				t.Errorf("Fields = %v, want %v (live %s, desired %s)", got, tt.want,
+					live.GetAnnotations()[AnnotationApplied], tt.desired.GetAnnotations()[AnnotationApplied])
+			}
+		})
 	}
 }
